@@ -1,0 +1,326 @@
+package outhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/outhook/outhook/internal/ident"
+	"github.com/outhook/outhook/memqueue"
+	"github.com/outhook/outhook/queue"
+)
+
+// deliveryGroup is the worker group that makes delivery attempts.
+const deliveryGroup = "outhook.deliveries"
+
+// Job kinds.
+const (
+	kindHook     = "hook"
+	kindDelivery = "delivery"
+)
+
+// Config configures a Client. The zero Config is valid: every field has a
+// documented default.
+type Config struct {
+	// Registry holds the integration events the client routes. Events may
+	// be added to it before or after Start. Nil means a new empty registry,
+	// returned by Client.Registry.
+	Registry *EventRegistry
+	// Deliverers are the deliverers subscriptions may choose, by ID.
+	Deliverers []Deliverer
+	// Store keeps subscriptions and deliveries. Nil means a new MemoryStore.
+	Store Store
+	// Queue runs the work. Nil means a new in-memory queue with default
+	// settings (see package memqueue). The client starts and stops it.
+	Queue queue.Queue
+	// DeliveryRetry schedules the retries of failed delivery attempts. Its
+	// zero value means DeliverySchedule, with Retry-After capped at one hour.
+	DeliveryRetry RetryPolicy
+	// HandlerRetry schedules the retries of failed OnHook handlers and
+	// event transforms. Its zero value means HandlerSchedule.
+	HandlerRetry RetryPolicy
+	// DeliveryTimeout bounds one delivery attempt. Zero means 30 seconds.
+	DeliveryTimeout time.Duration
+	// Logger receives the client's logs. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Client routes emitted hooks to their listeners and integration events to
+// their subscriptions, and delivers them. Create one with NewClient, start it
+// with Start and stop it with Stop. A Client is safe for concurrent use.
+type Client struct {
+	registry        *EventRegistry
+	store           Store
+	queue           queue.Queue
+	deliverers      map[string]Deliverer
+	deliveryRetry   RetryPolicy
+	handlerRetry    RetryPolicy
+	deliveryTimeout time.Duration
+	log             *slog.Logger
+	validator       *payloadValidator
+
+	closed       atomic.Bool
+	broadcastSeq atomic.Uint64
+
+	mu     sync.Mutex                 // serializes route changes
+	routes atomic.Pointer[routeTable] // read without locks by EmitHook
+	groups map[string]string          // worker group → hook ID
+}
+
+// routeTable maps hook IDs to the worker groups that listen to them. It is
+// replaced, never modified, so EmitHook reads it without locking.
+type routeTable struct {
+	hooks map[string]*hookRoute
+}
+
+type hookRoute struct {
+	id     string
+	typ    reflect.Type
+	groups []string
+}
+
+// NewClient returns a client configured by cfg. A nil cfg means defaults.
+func NewClient(cfg *Config) (*Client, error) {
+	if cfg == nil {
+		cfg = &Config{}
+	}
+	c := &Client{
+		registry:        cfg.Registry,
+		store:           cfg.Store,
+		queue:           cfg.Queue,
+		deliverers:      map[string]Deliverer{},
+		deliveryRetry:   cfg.DeliveryRetry,
+		handlerRetry:    cfg.HandlerRetry,
+		deliveryTimeout: cfg.DeliveryTimeout,
+		log:             cfg.Logger,
+		validator:       newPayloadValidator(),
+		groups:          map[string]string{},
+	}
+	if c.deliveryTimeout < 0 {
+		return nil, fmt.Errorf("outhook: Config.DeliveryTimeout must not be negative, got %s", c.deliveryTimeout)
+	}
+	if c.deliveryTimeout == 0 {
+		c.deliveryTimeout = 30 * time.Second
+	}
+	if c.log == nil {
+		c.log = slog.Default()
+	}
+	if c.registry == nil {
+		c.registry = NewEventRegistry()
+	}
+	if c.store == nil {
+		c.store = NewMemoryStore(nil)
+	}
+	for i, d := range cfg.Deliverers {
+		if d == nil {
+			return nil, fmt.Errorf("outhook: Config.Deliverers[%d] is nil", i)
+		}
+		id := d.ID()
+		if why := ident.Check(id); why != "" {
+			return nil, &IDError{Kind: "deliverer", ID: id, Reason: why}
+		}
+		if _, dup := c.deliverers[id]; dup {
+			return nil, fmt.Errorf("%w: two deliverers have ID %q", ErrDuplicate, id)
+		}
+		c.deliverers[id] = d
+	}
+	if c.queue == nil {
+		q, err := memqueue.New(&memqueue.Config{Logger: c.log})
+		if err != nil {
+			return nil, err
+		}
+		c.queue = q
+	}
+	c.routes.Store(&routeTable{hooks: map[string]*hookRoute{}})
+	if err := c.queue.Subscribe(deliveryGroup, c.handleDelivery, queue.GroupOptions{}); err != nil {
+		return nil, fmt.Errorf("outhook: subscribe delivery worker: %w", err)
+	}
+	c.registry.watch(c.addEvent)
+	return c, nil
+}
+
+// Registry returns the registry of the client's integration events.
+func (c *Client) Registry() *EventRegistry { return c.registry }
+
+// Store returns the client's store.
+func (c *Client) Store() Store { return c.store }
+
+// Start starts processing and returns at once. Events emitted before Start
+// wait in the queue.
+func (c *Client) Start(ctx context.Context) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	return c.queue.Start(ctx)
+}
+
+// Stop stops the client: EmitHook and other calls return ErrClosed from now
+// on, and Stop waits, bounded by ctx, for the work in progress (see the
+// queue's Stop for what is drained). It returns ctx.Err() when ctx ends
+// first. Calling Stop more than once is safe.
+func (c *Client) Stop(ctx context.Context) error {
+	c.closed.Store(true)
+	err := c.queue.Stop(ctx)
+	if errors.Is(err, queue.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// WaitIdle blocks until the client has no work ready, delayed or running,
+// or ctx is done. It needs a queue that implements queue.Idler, as the
+// in-memory queue does. Tests use it instead of sleeping.
+func (c *Client) WaitIdle(ctx context.Context) error {
+	idler, ok := c.queue.(queue.Idler)
+	if !ok {
+		return fmt.Errorf("outhook: WaitIdle: queue %T cannot report idleness", c.queue)
+	}
+	return idler.WaitIdle(ctx)
+}
+
+// addEvent subscribes the integration worker group of a newly registered
+// event. It is the registry's watcher.
+func (c *Client) addEvent(rec *eventRecord) {
+	group := "integration." + rec.ID
+	h := func(ctx context.Context, job *queue.Job) ([]*queue.Job, error) { return c.routeEvent(ctx, rec, job) }
+	if err := c.listen(rec.HookID, rec.typ, group, queue.GroupOptions{}, h); err != nil {
+		c.log.Error("outhook: cannot subscribe integration event", "event", rec.ID, "error", err)
+	}
+}
+
+// listen adds a worker group to a hook's route and subscribes its handler.
+func (c *Client) listen(hookID string, typ reflect.Type, group string, opts queue.GroupOptions, run func(context.Context, *queue.Job) ([]*queue.Job, error)) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.routes.Load()
+	if r := old.hooks[hookID]; r != nil && r.typ != typ {
+		return fmt.Errorf("outhook: hook %q carries %v, cannot listen with %v", hookID, r.typ, typ)
+	}
+	if _, dup := c.groups[group]; dup {
+		return fmt.Errorf("%w: worker group %q is already listening", ErrDuplicate, group)
+	}
+	if err := c.queue.Subscribe(group, c.hookHandler(hookID, group, run), opts); err != nil {
+		return fmt.Errorf("outhook: subscribe worker group %q: %w", group, err)
+	}
+	c.groups[group] = hookID
+	next := &routeTable{hooks: make(map[string]*hookRoute, len(old.hooks)+1)}
+	for id, r := range old.hooks {
+		next.hooks[id] = r
+	}
+	r := &hookRoute{id: hookID, typ: typ}
+	if prev := old.hooks[hookID]; prev != nil {
+		r.groups = slices.Clone(prev.groups)
+	}
+	r.groups = append(r.groups, group)
+	next.hooks[hookID] = r
+	c.routes.Store(next)
+	return nil
+}
+
+// enqueueHook queues one job per worker group listening to a hook. The jobs
+// share the message ID and the payload bytes.
+func (c *Client) enqueueHook(ctx context.Context, r *hookRoute, raw []byte) error {
+	now := time.Now()
+	msgID := ident.New("msg_", now)
+	var err error
+	if len(r.groups) == 1 {
+		err = c.queue.Enqueue(ctx, &queue.Job{ID: msgID, Group: r.groups[0], Kind: kindHook, Payload: raw, CreatedAt: now})
+	} else {
+		jobs := make([]queue.Job, len(r.groups))
+		ptrs := make([]*queue.Job, len(r.groups))
+		for i, g := range r.groups {
+			jobs[i] = queue.Job{ID: msgID, Group: g, Kind: kindHook, Payload: raw, CreatedAt: now}
+			ptrs[i] = &jobs[i]
+		}
+		err = c.queue.Enqueue(ctx, ptrs...)
+	}
+	if err != nil {
+		if errors.Is(err, queue.ErrClosed) {
+			return ErrClosed
+		}
+		if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+			return ctxErr
+		}
+		return fmt.Errorf("outhook: emit hook %q: %w", r.id, err)
+	}
+	return nil
+}
+
+// hookHandler adapts a hook job handler to the queue: a failed run is
+// retried on the HandlerRetry schedule and dies when it is exhausted.
+func (c *Client) hookHandler(hookID, group string, run func(context.Context, *queue.Job) ([]*queue.Job, error)) queue.Handler {
+	return func(ctx context.Context, job *queue.Job) queue.Result {
+		next, err := c.safeRun(ctx, run, job)
+		if err == nil {
+			return queue.Result{Next: next}
+		}
+		if ctx.Err() != nil {
+			// Cut short by shutdown: not a failure of the handler.
+			return queue.Result{Disposition: queue.Retry, Err: ctx.Err()}
+		}
+		at, ok := c.handlerRetry.retryAt(time.Now(), job.Attempt, 0, HandlerSchedule)
+		if !ok {
+			c.log.Error("outhook: hook handler failed, giving up", "hook", hookID, "group", group,
+				"message", job.ID, "attempt", job.Attempt, "error", err)
+			return queue.Result{Disposition: queue.Dead, Err: err}
+		}
+		c.log.Warn("outhook: hook handler failed, will retry", "hook", hookID, "group", group,
+			"message", job.ID, "attempt", job.Attempt, "retry_at", at, "error", err)
+		return queue.Result{Disposition: queue.Retry, RunAt: at, Err: err}
+	}
+}
+
+// safeRun runs a hook handler, turning a panic into an error.
+func (c *Client) safeRun(ctx context.Context, run func(context.Context, *queue.Job) ([]*queue.Job, error), job *queue.Job) (next []*queue.Job, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			next, err = nil, fmt.Errorf("outhook: handler panicked: %v", r)
+		}
+	}()
+	return run(ctx, job)
+}
+
+// FailedEvent is a hook event whose handler or transform failed on every
+// attempt its retry policy allowed.
+type FailedEvent struct {
+	MessageID string
+	HookID    string
+	// Group is the worker group whose handler failed; for an integration
+	// event it is "integration." + the event ID.
+	Group     string
+	Payload   []byte
+	EmittedAt time.Time
+	Attempts  int
+	Errors    []queue.AttemptError
+}
+
+// FailedEvents returns up to limit events that no retry could process, most
+// recent first.
+func (c *Client) FailedEvents(ctx context.Context, limit int) ([]FailedEvent, error) {
+	jobs, err := c.queue.Dead(ctx, limit)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]FailedEvent, 0, len(jobs))
+	for _, j := range jobs {
+		if j.Kind != kindHook {
+			continue
+		}
+		out = append(out, FailedEvent{
+			MessageID: j.ID, HookID: c.groups[j.Group], Group: j.Group, Payload: j.Payload,
+			EmittedAt: j.CreatedAt, Attempts: j.Attempt, Errors: slices.Clone(j.Errors),
+		})
+	}
+	return out, nil
+}

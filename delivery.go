@@ -1,0 +1,262 @@
+package outhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/outhook/outhook/queue"
+)
+
+// Deliverer sends deliveries to one kind of destination: a signed webhook,
+// a Slack channel, PagerDuty, and so on. Deliverers are registered with a
+// client (Config.Deliverers) and chosen by ID in each subscription.
+//
+// A Deliverer makes exactly one attempt per Deliver call and classifies the
+// outcome; the client owns retries, their schedule, the attempt record and
+// the delivery's final state.
+type Deliverer interface {
+	// ID names the deliverer in subscriptions, e.g. "webhook". It follows
+	// the hook ID rules and is unique within a client.
+	ID() string
+	// ConfigSchema is the JSON Schema of the configuration a subscription
+	// gives this deliverer, for a UI to build a form from.
+	ConfigSchema() json.RawMessage
+	// ValidateConfig checks a subscription's configuration when the
+	// subscription is created or updated. Its error should name the field at
+	// fault; a *ConfigError (see ConfigCodec) does.
+	ValidateConfig(config json.RawMessage) error
+	// Deliver makes one attempt to deliver req.
+	//
+	// A nil error means success. Any other error is a failed attempt that is
+	// retried, unless it is wrapped with Permanent; wrap it with RetryAfter to
+	// ask for a later retry (the client never retries earlier than its own
+	// schedule). The result is recorded whether or not the attempt failed,
+	// so fill in StatusCode and Response when there is one. Deliver must
+	// return promptly when ctx is done. A panic is recorded as a failed,
+	// retryable attempt.
+	Deliver(ctx context.Context, req *DeliveryRequest) (DeliveryResult, error)
+}
+
+// DeliveryRequest is what a Deliverer is asked to deliver.
+type DeliveryRequest struct {
+	// DeliveryID is stable across the retries of this delivery: receivers
+	// use it as an idempotency key.
+	DeliveryID string
+	// MessageID identifies the emitted event; the deliveries of one event to
+	// several subscriptions share it.
+	MessageID string
+	// EventID is the event type, e.g. "incident.incident.created".
+	EventID string
+	// Event describes the event, when it is registered in this process.
+	Event Event
+	// Subscription is the subscription this delivery is for, as it is now.
+	Subscription Subscription
+	// Payload is the event's payload as subscribers receive it (after the
+	// event's transform), encoded as JSON.
+	Payload json.RawMessage
+	// OccurredAt is when the event was emitted.
+	OccurredAt time.Time
+	// Attempt is the 1-based number of this attempt.
+	Attempt int
+}
+
+// DeliveryResult is what a Deliverer reports about one attempt, successful
+// or not.
+type DeliveryResult struct {
+	// ExternalID is an ID the destination gave the delivery (a Jira issue
+	// key, a PagerDuty dedup key, ...), when there is one.
+	ExternalID string
+	// StatusCode is the destination's protocol status, such as an HTTP
+	// status, when there is one.
+	StatusCode int
+	// Response is an excerpt of the destination's answer. The client keeps
+	// at most MaxResponseExcerpt bytes of it.
+	Response string
+}
+
+// MaxResponseExcerpt is how many bytes of DeliveryResult.Response an attempt
+// record keeps.
+const MaxResponseExcerpt = 16 << 10
+
+// PermanentError marks a delivery failure that retrying cannot fix, such as
+// a rejected payload or a destination that is gone.
+type PermanentError struct{ Err error }
+
+func (e *PermanentError) Error() string { return e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Permanent marks err as a failure that must not be retried. It returns nil
+// for a nil err.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &PermanentError{Err: err}
+}
+
+// RetryAfterError carries a destination's request to wait before the next
+// attempt, as in an HTTP Retry-After header.
+type RetryAfterError struct {
+	Err   error
+	After time.Duration
+}
+
+func (e *RetryAfterError) Error() string {
+	return fmt.Sprintf("%v (retry after %s)", e.Err, e.After)
+}
+func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// RetryAfter marks err as retryable no sooner than after d. The client never
+// retries earlier than its own schedule and caps d at
+// Config.DeliveryRetry.MaxRetryAfter. It returns nil for a nil err.
+func RetryAfter(err error, d time.Duration) error {
+	if err == nil {
+		return nil
+	}
+	return &RetryAfterError{Err: err, After: d}
+}
+
+// DeliveryStatus is where a delivery stands.
+type DeliveryStatus string
+
+// Delivery states. A delivery is pending until it ends succeeded or failed.
+const (
+	DeliveryPending   DeliveryStatus = "pending"
+	DeliverySucceeded DeliveryStatus = "succeeded"
+	DeliveryFailed    DeliveryStatus = "failed"
+)
+
+// Delivery is one event on its way to one subscription, with every attempt
+// made so far.
+type Delivery struct {
+	ID             string         `json:"id"`
+	MessageID      string         `json:"messageId"`
+	EventID        string         `json:"eventId"`
+	SubscriptionID string         `json:"subscriptionId"`
+	DelivererID    string         `json:"delivererId"`
+	Status         DeliveryStatus `json:"status"`
+	// Payload is the document sent, after the event's transform.
+	Payload    json.RawMessage `json:"payload"`
+	OccurredAt time.Time       `json:"occurredAt"`
+	CreatedAt  time.Time       `json:"createdAt"`
+	UpdatedAt  time.Time       `json:"updatedAt"`
+	// NextAttemptAt is when a pending delivery is tried next.
+	NextAttemptAt time.Time `json:"nextAttemptAt,omitzero"`
+	// ExternalID is the destination's ID for a succeeded delivery.
+	ExternalID string `json:"externalId,omitempty"`
+	// LastError is the error of the latest failed attempt.
+	LastError string    `json:"lastError,omitempty"`
+	Attempts  []Attempt `json:"attempts"`
+}
+
+// AttemptOutcome classifies one attempt.
+type AttemptOutcome string
+
+// Attempt outcomes.
+const (
+	AttemptSucceeded AttemptOutcome = "succeeded"
+	// AttemptRetryable is a failure the client retries while its schedule
+	// allows.
+	AttemptRetryable AttemptOutcome = "retryable"
+	// AttemptPermanent is a failure the client does not retry.
+	AttemptPermanent AttemptOutcome = "permanent"
+)
+
+// Attempt records one delivery attempt.
+type Attempt struct {
+	Number     int            `json:"number"`
+	StartedAt  time.Time      `json:"startedAt"`
+	Duration   time.Duration  `json:"duration"`
+	Outcome    AttemptOutcome `json:"outcome"`
+	Error      string         `json:"error,omitempty"`
+	StatusCode int            `json:"statusCode,omitempty"`
+	Response   string         `json:"response,omitempty"`
+	ExternalID string         `json:"externalId,omitempty"`
+	// RetryAfter is the wait the destination asked for, if any.
+	RetryAfter time.Duration `json:"retryAfter,omitempty"`
+	// NextAttemptAt is when the next attempt was scheduled; zero when this
+	// attempt ended the delivery.
+	NextAttemptAt time.Time `json:"nextAttemptAt,omitzero"`
+}
+
+// classify reads a Deliverer's error.
+func classify(err error) (outcome AttemptOutcome, retryAfter time.Duration) {
+	if err == nil {
+		return AttemptSucceeded, 0
+	}
+	if _, ok := errors.AsType[*PermanentError](err); ok {
+		return AttemptPermanent, 0
+	}
+	if ra, ok := errors.AsType[*RetryAfterError](err); ok && ra.After > 0 {
+		return AttemptRetryable, ra.After
+	}
+	return AttemptRetryable, 0
+}
+
+// truncate returns s cut to at most n bytes, on a rune boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && s[n]&0xC0 == 0x80 {
+		n--
+	}
+	return s[:n]
+}
+
+// Delivery returns the delivery with the given ID and its attempts.
+func (c *Client) Delivery(ctx context.Context, id string) (Delivery, error) {
+	d, err := c.store.GetDelivery(ctx, id)
+	if err != nil {
+		return Delivery{}, err
+	}
+	return *d, nil
+}
+
+// Deliveries returns the deliveries that match q, newest first. Failed
+// deliveries are those with Status DeliveryFailed.
+func (c *Client) Deliveries(ctx context.Context, q DeliveryQuery) ([]Delivery, error) {
+	ds, err := c.store.ListDeliveries(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Delivery, len(ds))
+	for i, d := range ds {
+		out[i] = *d
+	}
+	return out, nil
+}
+
+// Redeliver sends a finished (failed or succeeded) delivery again. It keeps
+// its ID, so receivers can recognise it, and its attempts; the retry
+// schedule starts again. Redelivering a pending delivery is an error matching
+// ErrDeliveryPending.
+func (c *Client) Redeliver(ctx context.Context, id string) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	before, err := c.store.GetDelivery(ctx, id)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	if _, err := c.store.ReopenDelivery(ctx, id, now); err != nil {
+		return err
+	}
+	err = c.queue.Enqueue(ctx, &queue.Job{ID: id, Group: deliveryGroup, Kind: kindDelivery, CreatedAt: now})
+	if err == nil {
+		return nil
+	}
+	// Put the delivery back as it was, so it is not left pending with no job.
+	u := DeliveryUpdate{Status: before.Status, LastError: before.LastError, UpdatedAt: before.UpdatedAt}
+	if uerr := c.store.UpdateDelivery(context.WithoutCancel(ctx), id, nil, u); uerr != nil {
+		return errors.Join(err, uerr)
+	}
+	if errors.Is(err, queue.ErrClosed) {
+		return ErrClosed
+	}
+	return err
+}

@@ -1,0 +1,90 @@
+// Package outhook bridges an application's in-process hooks to the outside
+// world: signed webhooks, Slack, PagerDuty and other destinations, with
+// validation, routing, retries and a record of every attempt.
+//
+// An application's plugins define typed hooks, emit them where things
+// happen, and register them as integration events that outside systems
+// subscribe to. A work queue (in memory by default; durable backends plug in
+// behind the same interface) routes each event to every matching
+// subscription and hands each delivery, one attempt at a time, to a
+// Deliverer.
+//
+// # Hooks
+//
+// A Hook[T] names something that happens and the Go type of its payload.
+// IDs are dot-separated segments of letters, digits, '_' and '-':
+//
+//	var IncidentCreated = outhook.MustNewHook[IncidentCreatedPayload]("incident.created")
+//
+// EmitHook validates the payload against the `validate` tags of T
+// (github.com/go-playground/validator/v10), encodes it once, and queues one
+// job per listening worker group. A payload that fails validation is refused
+// with an error matching ErrInvalidPayload that names every failing field by
+// its JSON name, and nothing is queued. Emitting a hook nothing listens to is
+// a cheap no-op.
+//
+// OnHook listens to a hook in one of two modes: WorkQueue(group), where each
+// event is handled once per group, retried on error (Config.HandlerRetry);
+// and Broadcast(), where every instance handles every event.
+//
+// # Events and the registry
+//
+// RegisterEvent exposes a hook as an integration event of a plugin. Its ID
+// is the plugin ID, a dot and the hook ID: plugin "incident" and hook
+// "incident.created" give "incident.incident.created". An EventRegistry lists
+// events by ID, looks them up, and groups them by category for a UI
+// (Incidents, Maintenance, Health, Catalog, Auth, then others, then
+// Uncategorized). Each event carries the JSON Schema (draft 2020-12) of its
+// payload, generated from T with github.com/invopop/jsonschema, with field
+// descriptions from `description` tags and the `validate` rules mapped into
+// schema keywords.
+//
+// An event may have a TransformPayload, which turns the hook's payload into
+// what subscribers receive. It runs once per event, before routing; an error
+// or panic is recorded and retried like a handler failure.
+//
+// # Subscriptions
+//
+// A Subscription selects events by ID or pattern ("*" for one segment, a
+// final "**" for the rest), names a Deliverer and its configuration, and may
+// filter on a payload field (Filter: any of these values appears in the
+// field, scalar or array). The client validates a subscription when it is
+// created or updated: events must be registered, the deliverer must exist,
+// and the deliverer must accept the configuration; errors match
+// ErrInvalidSubscription and name the field. Subscriptions live in a Store
+// (MemoryStore by default), which routes through an index by event ID.
+//
+// # Deliveries and retries
+//
+// Each (event, subscription) pair becomes one Delivery with its own stable
+// ID, sent to receivers as an idempotency key. A Deliverer makes one attempt
+// per call and classifies the outcome: a nil error is success, an error is
+// retried unless wrapped with Permanent, and RetryAfter asks for a later
+// retry. A panicking deliverer makes a failed attempt, not a crash. The
+// client owns the retries (Config.DeliveryRetry, built on
+// github.com/cenkalti/backoff/v4): by default at once, then after 5 s,
+// 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h and 24 h, with jitter. A
+// Retry-After never brings a retry earlier and is capped. Every attempt is
+// recorded (time, duration, outcome, error, status code, response excerpt)
+// and a delivery ends succeeded or failed; Client.Deliveries lists them and
+// Client.Redeliver sends one again under the same ID.
+//
+// # Queues
+//
+// The client runs on a queue.Queue. The default, package memqueue, is
+// bounded (Enqueue waits for room until its context is done), runs delayed
+// retries from one timer, limits concurrency, and drains ready work on Stop.
+// Durable and multi-node backends implement the same interface.
+//
+// # Lifecycle
+//
+// NewClient builds a client from a Config whose zero value is valid. Start
+// returns at once; Stop waits for the work in progress, bounded by its
+// context; calls after Stop return ErrClosed.
+//
+// # Testing
+//
+// Package outhooktest provides a recording fake Deliverer with scripted
+// outcomes, a retry policy without delays, and helpers that wait until the
+// client is idle and assert, typed, what was delivered.
+package outhook

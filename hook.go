@@ -1,0 +1,153 @@
+package outhook
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+
+	"github.com/outhook/outhook/internal/ident"
+	"github.com/outhook/outhook/queue"
+)
+
+// Hook names something that happens in an application and the type of the
+// payload that describes it. Hooks are values: define them once, usually as
+// package-level variables, and share them between the code that emits them
+// and the code that listens.
+//
+//	var IncidentCreated = outhook.MustNewHook[IncidentCreatedPayload]("incident.created")
+//
+// The zero Hook is not usable; EmitHook and OnHook refuse it.
+type Hook[T any] struct {
+	id string
+}
+
+// NewHook returns the hook with the given ID. IDs are dot-separated segments
+// of letters, digits, '_' and '-', such as "incident.created"; any other ID
+// is refused with an *IDError naming it.
+func NewHook[T any](id string) (Hook[T], error) {
+	if why := ident.Check(id); why != "" {
+		return Hook[T]{}, &IDError{Kind: "hook", ID: id, Reason: why}
+	}
+	return Hook[T]{id: id}, nil
+}
+
+// MustNewHook is NewHook for package-level literals: it panics when id is
+// not valid.
+func MustNewHook[T any](id string) Hook[T] {
+	h, err := NewHook[T](id)
+	if err != nil {
+		panic(err)
+	}
+	return h
+}
+
+// ID returns the hook's ID.
+func (h Hook[T]) ID() string { return h.id }
+
+// String returns the hook's ID.
+func (h Hook[T]) String() string { return h.id }
+
+// valid reports an error for the zero Hook.
+func (h Hook[T]) check() error {
+	if h.id == "" {
+		return &IDError{Kind: "hook", Reason: "is empty (zero Hook; create hooks with NewHook)"}
+	}
+	return nil
+}
+
+// EmitHook announces that what h names has happened. It validates payload
+// against the `validate` tags of T (an error matching ErrInvalidPayload names
+// every failing field, and nothing is queued), encodes it to JSON once, and
+// queues one job for every worker group listening to h: each OnHook listener
+// and each integration event registered for h. When nothing listens to h,
+// EmitHook returns nil at once without validating or encoding.
+//
+// EmitHook returns once the jobs are queued; delivery happens in the
+// background. When the queue is full, EmitHook waits for room until ctx is
+// done (see memqueue). After Stop it returns ErrClosed.
+func EmitHook[T any](ctx context.Context, c *Client, h Hook[T], payload T) error {
+	if err := h.check(); err != nil {
+		return err
+	}
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	route := c.routes.Load().hooks[h.id]
+	if route == nil || len(route.groups) == 0 {
+		return nil
+	}
+	if route.typ != reflect.TypeFor[T]() {
+		return fmt.Errorf("outhook: hook %q carries %v, not %v", h.id, route.typ, reflect.TypeFor[T]())
+	}
+	if err := c.validator.validate(h.id, payload); err != nil {
+		return err
+	}
+	raw, err := json.Marshal(payload)
+	if err != nil {
+		return fmt.Errorf("outhook: encode payload of hook %q: %w", h.id, err)
+	}
+	return c.enqueueHook(ctx, route, raw)
+}
+
+// Mode says how the listeners of a hook share its events. Create one with
+// WorkQueue or Broadcast.
+type Mode struct {
+	group     string
+	broadcast bool
+}
+
+// WorkQueue is the mode in which each event is processed once by the named
+// worker group, by exactly one of the instances that share the queue, and
+// retried with backoff when the handler fails (see Config.HandlerRetry).
+func WorkQueue(group string) Mode { return Mode{group: group} }
+
+// Broadcast is the mode in which every instance sharing the queue runs the
+// handler for every event, for work such as cache invalidation.
+func Broadcast() Mode { return Mode{broadcast: true} }
+
+// String describes the mode.
+func (m Mode) String() string {
+	if m.broadcast {
+		return "broadcast"
+	}
+	return "work-queue(" + m.group + ")"
+}
+
+// HandlerFunc handles one event of a hook. A non-nil error fails this run;
+// the event is retried according to Config.HandlerRetry.
+type HandlerFunc[T any] func(ctx context.Context, payload T) error
+
+// OnHook runs handler for every event emitted on h, in the given mode. It may
+// be called before or after Start.
+//
+// Work-queue group names follow the hook ID rules and must be unique within a
+// client; the "integration" prefix is reserved for the integration
+// subscriber.
+func OnHook[T any](c *Client, h Hook[T], handler HandlerFunc[T], mode Mode) error {
+	if err := h.check(); err != nil {
+		return err
+	}
+	if handler == nil {
+		return fmt.Errorf("outhook: OnHook(%q): handler is nil", h.id)
+	}
+	group := mode.group
+	if mode.broadcast {
+		group = fmt.Sprintf("broadcast.%s.%d", h.id, c.broadcastSeq.Add(1))
+	} else {
+		if why := ident.Check(group); why != "" {
+			return &IDError{Kind: "worker group", ID: group, Reason: why}
+		}
+		if group == "integration" || len(group) > len("integration.") && group[:len("integration.")] == "integration." {
+			return &IDError{Kind: "worker group", ID: group, Reason: `uses the reserved prefix "integration"`}
+		}
+	}
+	run := func(ctx context.Context, job *queue.Job) ([]*queue.Job, error) {
+		var payload T
+		if err := json.Unmarshal(job.Payload, &payload); err != nil {
+			return nil, fmt.Errorf("outhook: decode payload of hook %q: %w", h.id, err)
+		}
+		return nil, handler(ctx, payload)
+	}
+	return c.listen(h.id, reflect.TypeFor[T](), group, queue.GroupOptions{Broadcast: mode.broadcast}, run)
+}

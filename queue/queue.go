@@ -1,0 +1,148 @@
+// Package queue defines the work-queue contract that outhook's client runs on.
+//
+// A Queue moves jobs to worker groups. The outhook client is its only caller:
+// it enqueues one job per worker group when a hook is emitted, one job per
+// delivery when an event is routed, and it decides, for every job it handles,
+// whether the job is done, must run again at a given time, or is dead. The
+// queue owns none of that policy; it stores jobs, hands each one to exactly one
+// handler of its group at a time, and applies the handler's Result. This is
+// the seam the in-memory default (package memqueue) and the durable backends
+// implement, in the manner of go-cloud's pubsub driver interfaces.
+//
+// Semantics every implementation provides:
+//
+//   - At-least-once: a job whose handler has not returned a Result (for
+//     example because the process died) runs again.
+//   - Within a worker group a job is handed to one handler at a time; a job
+//     is never in flight twice.
+//   - Run-at: a job does not run before its RunAt.
+//   - Attempt counts survive retries: Job.Attempt is 1 on the first run and
+//     grows by one on every run.
+//   - A Result with Next jobs completes the job and admits the next jobs as
+//     one step: either both happen or neither does.
+package queue
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors returned by queue implementations.
+var (
+	// ErrClosed is returned by Enqueue and Subscribe after Stop.
+	ErrClosed = errors.New("queue: closed")
+	// ErrUnknownGroup is returned by Enqueue for a job whose group has no
+	// subscribed handler.
+	ErrUnknownGroup = errors.New("queue: unknown worker group")
+)
+
+// Job is one unit of work for one worker group.
+type Job struct {
+	// ID identifies the job within its group. (Group, ID) is unique among
+	// live jobs. The client uses a message ID for hook jobs, so the copies of
+	// one emitted event share an ID across groups, and a delivery ID for
+	// delivery jobs.
+	ID string
+	// Group is the worker group that processes the job.
+	Group string
+	// Kind tells the handler how to read Payload. Opaque to the queue.
+	Kind string
+	// Payload is the job's data. Opaque to the queue; never modified by it.
+	Payload []byte
+	// Attempt is 0 before the first run and the 1-based number of the
+	// current run while a handler holds the job.
+	Attempt int
+	// RunAt is the earliest time the job may run. Zero means now.
+	RunAt time.Time
+	// CreatedAt is when the job was first enqueued. Set by the caller; the
+	// queue fills it in when zero.
+	CreatedAt time.Time
+	// Errors holds the error of every failed run, oldest first.
+	Errors []AttemptError
+}
+
+// AttemptError records why one run of a job failed.
+type AttemptError struct {
+	Attempt int       `json:"attempt"`
+	At      time.Time `json:"at"`
+	Error   string    `json:"error"`
+}
+
+// Disposition is what a handler decided for its job.
+type Disposition int
+
+const (
+	// Done completes the job.
+	Done Disposition = iota
+	// Retry runs the job again at Result.RunAt, with Attempt incremented.
+	Retry
+	// Dead gives up on the job; the queue keeps it as a dead job.
+	Dead
+)
+
+// String returns the disposition's name.
+func (d Disposition) String() string {
+	switch d {
+	case Done:
+		return "done"
+	case Retry:
+		return "retry"
+	case Dead:
+		return "dead"
+	default:
+		return "unknown"
+	}
+}
+
+// Result is a handler's verdict on one run of a job.
+type Result struct {
+	Disposition Disposition
+	// RunAt is when a retried job runs again. Zero means at once.
+	RunAt time.Time
+	// Err is recorded in Job.Errors for Retry and Dead.
+	Err error
+	// Next are jobs admitted together with this job's completion (only with
+	// Done). They are never refused for lack of capacity: they replace the
+	// job that produced them, and refusing them would lose work.
+	Next []*Job
+}
+
+// Handler processes one job. It must return promptly when ctx is done; the
+// queue treats a run cut short by its own shutdown as not having happened
+// when the handler returns a Result with Disposition Retry and a context
+// error.
+type Handler func(ctx context.Context, job *Job) Result
+
+// GroupOptions configures a worker group.
+type GroupOptions struct {
+	// Broadcast asks that every instance sharing the queue run the job,
+	// instead of exactly one. Single-process queues treat both alike.
+	Broadcast bool
+}
+
+// Queue is the contract between the outhook client and a queue backend.
+type Queue interface {
+	// Subscribe registers the handler of a worker group. It may be called
+	// before or after Start. Subscribing a group twice is an error.
+	Subscribe(group string, h Handler, opts GroupOptions) error
+	// Enqueue admits jobs, all or none. What happens when the queue is full
+	// is documented by each implementation.
+	Enqueue(ctx context.Context, jobs ...*Job) error
+	// Start begins processing and returns at once.
+	Start(ctx context.Context) error
+	// Stop stops taking new work and waits, bounded by ctx, for running
+	// handlers to return. When ctx is done first, it cancels the handlers'
+	// contexts, waits for them, and returns ctx.Err().
+	Stop(ctx context.Context) error
+	// Dead lists up to limit dead jobs, most recent first.
+	Dead(ctx context.Context, limit int) ([]*Job, error)
+}
+
+// Idler is implemented by queues that can tell when they have nothing left
+// to do. Tests use it to wait for the pipeline instead of sleeping.
+type Idler interface {
+	// WaitIdle blocks until no job is ready, delayed or running, or ctx is
+	// done.
+	WaitIdle(ctx context.Context) error
+}

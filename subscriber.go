@@ -1,0 +1,214 @@
+package outhook
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/outhook/outhook/internal/ident"
+	"github.com/outhook/outhook/queue"
+)
+
+// routeEvent is the integration subscriber of one event: the handler of
+// worker group "integration.<event ID>". It transforms the payload once,
+// finds the matching subscriptions through the store's index, records one
+// pending delivery per subscription and queues their delivery jobs together
+// with its own completion.
+//
+// Delivery IDs are derived from the message ID and the subscription ID, so
+// processing the same event again (after a crash, say) finds the deliveries
+// it already made instead of making new ones.
+func (c *Client) routeEvent(ctx context.Context, rec *eventRecord, job *queue.Job) ([]*queue.Job, error) {
+	payload := json.RawMessage(job.Payload)
+	if rec.transform != nil {
+		out, err := rec.transform(job.Payload)
+		if err != nil {
+			return nil, err
+		}
+		payload = out
+	}
+	subs, err := c.store.MatchSubscriptions(ctx, rec.ID)
+	if err != nil {
+		return nil, fmt.Errorf("outhook: match subscriptions of event %q: %w", rec.ID, err)
+	}
+	var (
+		doc     any
+		decoded bool
+		now     = time.Now()
+		ds      []*Delivery
+	)
+	for _, sub := range subs {
+		if sub.Disabled {
+			continue
+		}
+		if sub.Filter != nil {
+			if !decoded {
+				dec := json.NewDecoder(bytes.NewReader(payload))
+				dec.UseNumber()
+				if err := dec.Decode(&doc); err != nil {
+					return nil, fmt.Errorf("outhook: decode payload of event %q for filtering: %w", rec.ID, err)
+				}
+				decoded = true
+			}
+			if !sub.Filter.match(doc) {
+				continue
+			}
+		}
+		ds = append(ds, &Delivery{
+			ID:             ident.Derive("dlv_", job.ID, sub.ID),
+			MessageID:      job.ID,
+			EventID:        rec.ID,
+			SubscriptionID: sub.ID,
+			DelivererID:    sub.DelivererID,
+			Status:         DeliveryPending,
+			Payload:        payload,
+			OccurredAt:     job.CreatedAt,
+			CreatedAt:      now,
+			UpdatedAt:      now,
+			NextAttemptAt:  now,
+		})
+	}
+	if len(ds) == 0 {
+		return nil, nil
+	}
+	if err := c.store.CreateDeliveries(ctx, ds); err != nil {
+		return nil, fmt.Errorf("outhook: record deliveries of event %q: %w", rec.ID, err)
+	}
+	next := make([]queue.Job, len(ds))
+	ptrs := make([]*queue.Job, len(ds))
+	for i, d := range ds {
+		next[i] = queue.Job{ID: d.ID, Group: deliveryGroup, Kind: kindDelivery, CreatedAt: now}
+		ptrs[i] = &next[i]
+	}
+	return ptrs, nil
+}
+
+// handleDelivery makes one attempt of one delivery: the handler of the
+// delivery worker group.
+func (c *Client) handleDelivery(ctx context.Context, job *queue.Job) queue.Result {
+	d, err := c.store.GetDelivery(ctx, job.ID)
+	if errors.Is(err, ErrNotFound) {
+		c.log.Warn("outhook: delivery job without a delivery record", "delivery", job.ID)
+		return queue.Result{}
+	}
+	if err != nil {
+		return c.storeFailure(ctx, job, err)
+	}
+	if d.Status != DeliveryPending {
+		return queue.Result{} // finished already: a duplicate job
+	}
+	now := time.Now()
+	sub, err := c.store.GetSubscription(ctx, d.SubscriptionID)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return c.abandon(ctx, job, d, "subscription was deleted")
+	case err != nil:
+		return c.storeFailure(ctx, job, err)
+	case sub.Disabled:
+		return c.abandon(ctx, job, d, "subscription is disabled")
+	}
+
+	attempt := Attempt{Number: len(d.Attempts) + 1, StartedAt: now}
+	var res DeliveryResult
+	dl, ok := c.deliverers[sub.DelivererID]
+	if !ok {
+		err = fmt.Errorf("outhook: no deliverer %q is registered in this process", sub.DelivererID)
+	} else {
+		ev, _ := c.registry.Event(d.EventID)
+		req := &DeliveryRequest{
+			DeliveryID:   d.ID,
+			MessageID:    d.MessageID,
+			EventID:      d.EventID,
+			Event:        ev,
+			Subscription: *sub,
+			Payload:      d.Payload,
+			OccurredAt:   d.OccurredAt,
+			Attempt:      attempt.Number,
+		}
+		res, err = c.callDeliverer(ctx, dl, req)
+	}
+	end := time.Now()
+	if err != nil && ctx.Err() != nil {
+		// The queue is shutting down: this attempt did not really happen.
+		return queue.Result{Disposition: queue.Retry, Err: ctx.Err()}
+	}
+	attempt.Duration = end.Sub(now)
+	attempt.StatusCode = res.StatusCode
+	attempt.Response = truncate(res.Response, MaxResponseExcerpt)
+	attempt.ExternalID = res.ExternalID
+	attempt.Outcome, attempt.RetryAfter = classify(err)
+
+	u := DeliveryUpdate{UpdatedAt: end}
+	result := queue.Result{}
+	switch attempt.Outcome {
+	case AttemptSucceeded:
+		u.Status, u.ExternalID = DeliverySucceeded, res.ExternalID
+	case AttemptPermanent:
+		u.Status = DeliveryFailed
+	case AttemptRetryable:
+		if at, ok := c.deliveryRetry.retryAt(end, job.Attempt, attempt.RetryAfter, DeliverySchedule); ok {
+			u.Status, u.NextAttemptAt = DeliveryPending, at
+			attempt.NextAttemptAt = at
+			result = queue.Result{Disposition: queue.Retry, RunAt: at, Err: err}
+		} else {
+			u.Status = DeliveryFailed
+		}
+	}
+	if err != nil {
+		attempt.Error = err.Error()
+		u.LastError = attempt.Error
+	}
+	if uerr := c.store.UpdateDelivery(ctx, d.ID, &attempt, u); uerr != nil {
+		return c.storeFailure(ctx, job, uerr)
+	}
+	if err != nil {
+		c.log.Warn("outhook: delivery attempt failed", "delivery", d.ID, "event", d.EventID,
+			"subscription", d.SubscriptionID, "attempt", attempt.Number, "outcome", attempt.Outcome,
+			"status", u.Status, "error", err)
+	}
+	return result
+}
+
+// callDeliverer makes one attempt within the delivery timeout, turning a
+// panic into a retryable error.
+func (c *Client) callDeliverer(ctx context.Context, dl Deliverer, req *DeliveryRequest) (res DeliveryResult, err error) {
+	ctx, cancel := context.WithTimeout(ctx, c.deliveryTimeout)
+	defer cancel()
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("outhook: deliverer panicked", "deliverer", dl.ID(), "delivery", req.DeliveryID,
+				"panic", r, "stack", string(debug.Stack()))
+			res, err = DeliveryResult{}, fmt.Errorf("outhook: deliverer %q panicked: %v", dl.ID(), r)
+		}
+	}()
+	return dl.Deliver(ctx, req)
+}
+
+// abandon ends a delivery without an attempt, because its subscription can no
+// longer receive it. It can be redelivered later.
+func (c *Client) abandon(ctx context.Context, job *queue.Job, d *Delivery, why string) queue.Result {
+	u := DeliveryUpdate{Status: DeliveryFailed, LastError: why, UpdatedAt: time.Now()}
+	if err := c.store.UpdateDelivery(ctx, d.ID, nil, u); err != nil {
+		return c.storeFailure(ctx, job, err)
+	}
+	return queue.Result{}
+}
+
+// storeFailure retries a delivery job whose store access failed, on the
+// handler schedule; the delivery itself is untouched.
+func (c *Client) storeFailure(ctx context.Context, job *queue.Job, err error) queue.Result {
+	if ctx.Err() != nil {
+		return queue.Result{Disposition: queue.Retry, Err: ctx.Err()}
+	}
+	at, ok := c.handlerRetry.retryAt(time.Now(), job.Attempt, 0, HandlerSchedule)
+	if !ok {
+		c.log.Error("outhook: store failed, giving up on delivery job", "delivery", job.ID, "error", err)
+		return queue.Result{Disposition: queue.Dead, Err: err}
+	}
+	c.log.Warn("outhook: store failed, will retry delivery job", "delivery", job.ID, "error", err)
+	return queue.Result{Disposition: queue.Retry, RunAt: at, Err: err}
+}

@@ -1,0 +1,268 @@
+package outhook
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/outhook/outhook/internal/ident"
+)
+
+// Subscription sends the events it selects to one destination through one
+// deliverer.
+type Subscription struct {
+	// ID is assigned when the subscription is created.
+	ID string `json:"id"`
+	// Name is a label for people.
+	Name string `json:"name,omitempty"`
+	// Events selects events by ID ("incident.incident.created") or by
+	// pattern: "*" stands for exactly one segment ("incident.incident.*")
+	// and a final "**" for one or more ("incident.**"). At least one.
+	Events []string `json:"events"`
+	// DelivererID names a deliverer registered with the client.
+	DelivererID string `json:"delivererId"`
+	// Config is the deliverer's configuration, checked by the deliverer's
+	// ValidateConfig when the subscription is saved.
+	Config json.RawMessage `json:"config,omitempty"`
+	// Disabled subscriptions keep their configuration and receive nothing.
+	// A new subscription is enabled unless it says otherwise; see also
+	// Client.SetSubscriptionEnabled.
+	Disabled bool `json:"disabled,omitempty"`
+	// Filter, if set, narrows the events by payload.
+	Filter *Filter `json:"filter,omitempty"`
+
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// Filter selects events by the value of one payload field, after the event's
+// transform: an event passes when any of AnyOf appears in the field. For an
+// array field (such as "systemIds") that means any element equals any of
+// AnyOf; for a scalar field, the field equals one of them. Numbers and
+// booleans compare by their JSON text ("42", "true"). An event without the
+// field does not pass.
+type Filter struct {
+	// Field is the path of the field, with dots between the names of nested
+	// objects: "systemIds", "incident.severity".
+	Field string   `json:"field"`
+	AnyOf []string `json:"anyOf"`
+}
+
+// validate checks the filter's own shape.
+func (f *Filter) validate() error {
+	if f.Field == "" {
+		return &SubscriptionError{Field: "filter.field", Reason: "is required"}
+	}
+	for _, seg := range strings.Split(f.Field, ".") {
+		if seg == "" {
+			return &SubscriptionError{Field: "filter.field", Reason: fmt.Sprintf("%q has an empty segment", f.Field)}
+		}
+	}
+	if len(f.AnyOf) == 0 {
+		return &SubscriptionError{Field: "filter.anyOf", Reason: "needs at least one value"}
+	}
+	return nil
+}
+
+// match reports whether doc passes the filter. doc is the decoded payload.
+func (f *Filter) match(doc any) bool {
+	v := doc
+	for seg := range strings.SplitSeq(f.Field, ".") {
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return false
+		}
+		if v, ok = obj[seg]; !ok {
+			return false
+		}
+	}
+	if arr, ok := v.([]any); ok {
+		for _, el := range arr {
+			if f.matchScalar(el) {
+				return true
+			}
+		}
+		return false
+	}
+	return f.matchScalar(v)
+}
+
+func (f *Filter) matchScalar(v any) bool {
+	var s string
+	switch v := v.(type) {
+	case string:
+		s = v
+	case json.Number:
+		s = v.String()
+	case bool:
+		s = fmt.Sprint(v)
+	case float64:
+		b, _ := json.Marshal(v)
+		s = string(b)
+	default:
+		return false
+	}
+	for _, want := range f.AnyOf {
+		if s == want {
+			return true
+		}
+	}
+	return false
+}
+
+// clone returns a deep copy, so stores never share mutable state with
+// callers.
+func (s *Subscription) clone() *Subscription {
+	c := *s
+	c.Events = append([]string(nil), s.Events...)
+	c.Config = append(json.RawMessage(nil), s.Config...)
+	if s.Filter != nil {
+		f := *s.Filter
+		f.AnyOf = append([]string(nil), s.Filter.AnyOf...)
+		c.Filter = &f
+	}
+	return &c
+}
+
+// CreateSubscription validates sub and stores it. An empty ID is replaced
+// by a new one; CreatedAt and UpdatedAt are set. Each event in Events must be
+// registered (patterns need only be well formed), DelivererID must name a
+// registered deliverer, and that deliverer must accept Config. Errors match
+// ErrInvalidSubscription and name the field at fault.
+func (c *Client) CreateSubscription(ctx context.Context, sub Subscription) (Subscription, error) {
+	if c.closed.Load() {
+		return Subscription{}, ErrClosed
+	}
+	s := sub.clone()
+	if s.ID == "" {
+		s.ID = ident.New("sub_", time.Now())
+	} else if why := ident.Check(s.ID); why != "" {
+		return Subscription{}, &SubscriptionError{Field: "id", Reason: fmt.Sprintf("%q %s", s.ID, why)}
+	}
+	if err := c.validateSubscription(s); err != nil {
+		return Subscription{}, err
+	}
+	now := time.Now()
+	s.CreatedAt, s.UpdatedAt = now, now
+	if err := c.store.CreateSubscription(ctx, s); err != nil {
+		return Subscription{}, err
+	}
+	return *s.clone(), nil
+}
+
+// UpdateSubscription validates sub and replaces the stored subscription with
+// the same ID, keeping its CreatedAt. Deliveries already pending use the new
+// configuration from their next attempt.
+func (c *Client) UpdateSubscription(ctx context.Context, sub Subscription) (Subscription, error) {
+	if c.closed.Load() {
+		return Subscription{}, ErrClosed
+	}
+	old, err := c.store.GetSubscription(ctx, sub.ID)
+	if err != nil {
+		return Subscription{}, err
+	}
+	s := sub.clone()
+	if err := c.validateSubscription(s); err != nil {
+		return Subscription{}, err
+	}
+	s.CreatedAt, s.UpdatedAt = old.CreatedAt, time.Now()
+	if err := c.store.UpdateSubscription(ctx, s); err != nil {
+		return Subscription{}, err
+	}
+	return *s.clone(), nil
+}
+
+// SetSubscriptionEnabled enables or disables a subscription. Deliveries of a
+// disabled subscription that are still pending end failed at their next
+// attempt and can be redelivered.
+func (c *Client) SetSubscriptionEnabled(ctx context.Context, id string, enabled bool) (Subscription, error) {
+	if c.closed.Load() {
+		return Subscription{}, ErrClosed
+	}
+	old, err := c.store.GetSubscription(ctx, id)
+	if err != nil {
+		return Subscription{}, err
+	}
+	s := old.clone()
+	s.Disabled, s.UpdatedAt = !enabled, time.Now()
+	if err := c.store.UpdateSubscription(ctx, s); err != nil {
+		return Subscription{}, err
+	}
+	return *s.clone(), nil
+}
+
+// DeleteSubscription removes a subscription. Its deliveries stay in the
+// store; pending ones end failed.
+func (c *Client) DeleteSubscription(ctx context.Context, id string) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	return c.store.DeleteSubscription(ctx, id)
+}
+
+// Subscription returns the subscription with the given ID.
+func (c *Client) Subscription(ctx context.Context, id string) (Subscription, error) {
+	s, err := c.store.GetSubscription(ctx, id)
+	if err != nil {
+		return Subscription{}, err
+	}
+	return *s.clone(), nil
+}
+
+// Subscriptions returns every subscription, oldest first.
+func (c *Client) Subscriptions(ctx context.Context) ([]Subscription, error) {
+	subs, err := c.store.ListSubscriptions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Subscription, len(subs))
+	for i, s := range subs {
+		out[i] = *s.clone()
+	}
+	return out, nil
+}
+
+// validateSubscription checks everything but the ID.
+func (c *Client) validateSubscription(s *Subscription) error {
+	if len(s.Events) == 0 {
+		return &SubscriptionError{Field: "events", Reason: "must name at least one event"}
+	}
+	for i, ev := range s.Events {
+		field := fmt.Sprintf("events[%d]", i)
+		if ident.IsPattern(ev) {
+			if why := ident.CheckPattern(ev); why != "" {
+				return &SubscriptionError{Field: field, Reason: fmt.Sprintf("pattern %q %s", ev, why)}
+			}
+			continue
+		}
+		if why := ident.Check(ev); why != "" {
+			return &SubscriptionError{Field: field, Reason: fmt.Sprintf("event ID %q %s", ev, why)}
+		}
+		if _, ok := c.registry.Event(ev); !ok {
+			return &SubscriptionError{Field: field, Reason: fmt.Sprintf("unknown event %q", ev), Err: ErrNotFound}
+		}
+	}
+	if s.DelivererID == "" {
+		return &SubscriptionError{Field: "delivererId", Reason: "is required"}
+	}
+	dl, ok := c.deliverers[s.DelivererID]
+	if !ok {
+		return &SubscriptionError{Field: "delivererId", Reason: fmt.Sprintf("unknown deliverer %q", s.DelivererID), Err: ErrNotFound}
+	}
+	if err := dl.ValidateConfig(s.Config); err != nil {
+		field := "config"
+		if ce, ok := errors.AsType[*ConfigError](err); ok && len(ce.Fields) > 0 && ce.Fields[0].Field != "" {
+			field = "config." + ce.Fields[0].Field
+		}
+		return &SubscriptionError{Field: field, Reason: fmt.Sprintf("rejected by deliverer %q", s.DelivererID), Err: err}
+	}
+	if s.Filter != nil {
+		if err := s.Filter.validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
