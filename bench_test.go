@@ -62,7 +62,7 @@ func BenchmarkEmitHook(b *testing.B) {
 // BenchmarkEmitHookQueued measures EmitHook alone: the queue is not started
 // and large enough to hold every job, so no consumer shares the CPU.
 func BenchmarkEmitHookQueued(b *testing.B) {
-	q, err := memqueue.New(&memqueue.Config{Capacity: 1 << 30})
+	q, err := memqueue.New(&memqueue.Config{Capacity: 1 << 30, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -233,7 +233,14 @@ func (c *Client) enqueueHook(ctx context.Context, r *hookRoute, raw []byte) erro
 	msgID := ident.New("msg_", now)
 	var err error
 	if len(r.groups) == 1 {
-		err = c.queue.Enqueue(ctx, &queue.Job{ID: msgID, Group: r.groups[0], Kind: kindHook, Payload: raw, CreatedAt: now})
+		// The common case, in one allocation: the job and the slice that
+		// points at it.
+		one := &struct {
+			job  queue.Job
+			ptrs [1]*queue.Job
+		}{job: queue.Job{ID: msgID, Group: r.groups[0], Kind: kindHook, Payload: raw, CreatedAt: now}}
+		one.ptrs[0] = &one.job
+		err = c.queue.Enqueue(ctx, one.ptrs[:]...)
 	} else {
 		jobs := make([]queue.Job, len(r.groups))
 		ptrs := make([]*queue.Job, len(r.groups))

@@ -53,6 +53,7 @@ type DeliveryRequest struct {
 	// Event describes the event, when it is registered in this process.
 	Event Event
 	// Subscription is the subscription this delivery is for, as it is now.
+	// Its slices are shared with the store: read them, do not modify them.
 	Subscription Subscription
 	// Payload is the event's payload as subscribers receive it (after the
 	// event's transform), encoded as JSON.

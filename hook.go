@@ -80,12 +80,21 @@ func EmitHook[T any](ctx context.Context, c *Client, h Hook[T], payload T) error
 	if route.typ != reflect.TypeFor[T]() {
 		return fmt.Errorf("outhook: hook %q carries %v, not %v", h.id, route.typ, reflect.TypeFor[T]())
 	}
-	if err := c.validator.validate(h.id, payload); err != nil {
+	return emit(ctx, c, route, payload)
+}
+
+// emit validates, encodes and queues a payload. It is apart from EmitHook so
+// that only emissions somebody listens to move the payload to the heap.
+func emit[T any](ctx context.Context, c *Client, route *hookRoute, payload T) error {
+	// Validate and encode through one pointer: boxing the value twice
+	// would cost two copies and two allocations.
+	p := &payload
+	if err := c.validator.validate(route.id, p); err != nil {
 		return err
 	}
-	raw, err := json.Marshal(payload)
+	raw, err := json.Marshal(p)
 	if err != nil {
-		return fmt.Errorf("outhook: encode payload of hook %q: %w", h.id, err)
+		return fmt.Errorf("outhook: encode payload of hook %q: %w", route.id, err)
 	}
 	return c.enqueueHook(ctx, route, raw)
 }
