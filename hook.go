@@ -70,7 +70,9 @@ func EmitHook[T any](ctx context.Context, c *Client, h Hook[T], payload T) error
 	if err := h.check(); err != nil {
 		return err
 	}
-	if c.closed.Load() {
+	if c.closed.Load() && ctx.Value(handlerKey{}) != c {
+		// Handlers of this client may still emit while Stop drains the
+		// queue; the queue decides whether it still takes their jobs.
 		return ErrClosed
 	}
 	route := c.routes.Load().hooks[h.id]
@@ -123,6 +125,9 @@ func (m Mode) String() string {
 	return "work-queue(" + m.group + ")"
 }
 
+// handlerKey marks the contexts of OnHook handlers with their client.
+type handlerKey struct{}
+
 // HandlerFunc handles one event of a hook. A non-nil error fails this run;
 // the event is retried according to Config.HandlerRetry.
 type HandlerFunc[T any] func(ctx context.Context, payload T) error
@@ -156,7 +161,7 @@ func OnHook[T any](c *Client, h Hook[T], handler HandlerFunc[T], mode Mode) erro
 		if err := json.Unmarshal(job.Payload, &payload); err != nil {
 			return nil, fmt.Errorf("outhook: decode payload of hook %q: %w", h.id, err)
 		}
-		return nil, handler(ctx, payload)
+		return nil, handler(context.WithValue(ctx, handlerKey{}, c), payload)
 	}
 	return c.listen(h.id, reflect.TypeFor[T](), group, queue.GroupOptions{Broadcast: mode.broadcast}, run)
 }

@@ -3,6 +3,8 @@ package outhook_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -95,4 +97,31 @@ func TestOnHookErrors(t *testing.T) {
 	err := outhook.OnHook(c, other, func(context.Context, IncidentResolved) error { return nil }, outhook.WorkQueue("h"))
 	require.ErrorContains(t, err, "carries")
 	require.ErrorContains(t, outhook.EmitHook(context.Background(), c, other, IncidentResolved{IncidentID: "x", SystemIDs: []string{"s"}}), "carries")
+}
+
+func TestHandlerMayEmitWhileStopDrains(t *testing.T) {
+	reg := newIncidentRegistry(t)
+	fake := outhooktest.NewDeliverer("fake")
+	c, err := outhook.NewClient(&outhook.Config{Registry: reg, Deliverers: []outhook.Deliverer{fake},
+		Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	_, err = c.CreateSubscription(context.Background(), outhook.Subscription{Events: []string{resolvedEvent}, DelivererID: "fake"})
+	require.NoError(t, err)
+	// A handler that chains: every created incident resolves one.
+	var chainErr atomic.Value
+	require.NoError(t, outhook.OnHook(c, incidentCreated, func(ctx context.Context, p IncidentCreated) error {
+		err := outhook.EmitHook(ctx, c, incidentResolved, IncidentResolved{IncidentID: p.IncidentID, SystemIDs: p.SystemIDs})
+		if err != nil {
+			chainErr.Store(err)
+		}
+		return err
+	}, outhook.WorkQueue("auto-resolve")))
+	for i := range 20 {
+		emit(t, c, incidentCreated, sampleIncident(fmt.Sprint("inc-", i)))
+	}
+	require.NoError(t, c.Start(context.Background()))
+	require.NoError(t, c.Stop(context.Background()))
+	require.Nil(t, chainErr.Load())
+	require.Len(t, fake.Delivered(), 20, "events emitted by handlers during the drain are delivered")
+	require.ErrorIs(t, outhook.EmitHook(context.Background(), c, incidentCreated, sampleIncident("late")), outhook.ErrClosed)
 }
