@@ -127,6 +127,7 @@ func ExampleSchemaFor() {
 	//   "properties": {
 	//     "incidentId": {
 	//       "type": "string",
+	//       "minLength": 1,
 	//       "description": "Unique ID of the incident"
 	//     },
 	//     "systemIds": {

@@ -495,6 +495,19 @@ func constrain(t reflect.Type, s *jsonschema.Schema, rules []validateRule, point
 			omitEmpty = true
 		case "omitzero":
 			omitZero = true
+		case "required":
+			// validator's required refuses the zero value; through a
+			// pointer it refuses only nil, which the schema cannot express
+			// for an optional property.
+			if pointer {
+				continue
+			}
+			switch kind {
+			case "string":
+				lengthKeywords(&c.MinLength, &c.MaxLength, validateRule{tag: "min", param: "1"})
+			case "number":
+				c.Not = &jsonschema.Schema{Const: json.Number("0")}
+			}
 		default:
 			if !r.or {
 				schemaKeywordsFromRule(c, t, kind, r)
