@@ -46,7 +46,12 @@ type Config struct {
 	// event transforms. Its zero value means HandlerSchedule.
 	HandlerRetry RetryPolicy
 	// DeliveryTimeout bounds one delivery attempt. Zero means 30 seconds.
+	// Queue backends that lease jobs keep a delivery's lease longer than
+	// this, so that one delivery is never in flight twice.
 	DeliveryTimeout time.Duration
+	// HandlerTimeout bounds one run of an OnHook handler, and of an
+	// event's transform and routing. Zero means one minute.
+	HandlerTimeout time.Duration
 	// Logger receives the client's logs. Nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -62,15 +67,24 @@ type Client struct {
 	deliveryRetry   RetryPolicy
 	handlerRetry    RetryPolicy
 	deliveryTimeout time.Duration
+	handlerTimeout  time.Duration
 	log             *slog.Logger
 	validator       *payloadValidator
 
 	closed       atomic.Bool
 	broadcastSeq atomic.Uint64
+	watchToken   uint64 // of the registry watcher, removed by Stop
 
 	mu     sync.Mutex                 // serializes route changes
 	routes atomic.Pointer[routeTable] // read without locks by EmitHook
-	groups map[string]string          // worker group → hook ID
+	groups map[string]groupInfo       // by queue group name
+}
+
+// groupInfo describes a worker group: the hook it listens to and the name
+// its listener gave it.
+type groupInfo struct {
+	hookID string
+	name   string
 }
 
 // routeTable maps hook IDs to the worker groups that listen to them. It is
@@ -98,15 +112,22 @@ func NewClient(cfg *Config) (*Client, error) {
 		deliveryRetry:   cfg.DeliveryRetry,
 		handlerRetry:    cfg.HandlerRetry,
 		deliveryTimeout: cfg.DeliveryTimeout,
+		handlerTimeout:  cfg.HandlerTimeout,
 		log:             cfg.Logger,
 		validator:       newPayloadValidator(),
-		groups:          map[string]string{},
+		groups:          map[string]groupInfo{},
 	}
 	if c.deliveryTimeout < 0 {
 		return nil, fmt.Errorf("outhook: Config.DeliveryTimeout must not be negative, got %s", c.deliveryTimeout)
 	}
 	if c.deliveryTimeout == 0 {
 		c.deliveryTimeout = 30 * time.Second
+	}
+	if c.handlerTimeout < 0 {
+		return nil, fmt.Errorf("outhook: Config.HandlerTimeout must not be negative, got %s", c.handlerTimeout)
+	}
+	if c.handlerTimeout == 0 {
+		c.handlerTimeout = time.Minute
 	}
 	if c.log == nil {
 		c.log = slog.Default()
@@ -138,10 +159,10 @@ func NewClient(cfg *Config) (*Client, error) {
 		c.queue = q
 	}
 	c.routes.Store(&routeTable{hooks: map[string]*hookRoute{}})
-	if err := c.queue.Subscribe(deliveryGroup, c.handleDelivery, queue.GroupOptions{}); err != nil {
+	if err := c.queue.Subscribe(deliveryGroup, c.handleDelivery, queue.GroupOptions{Timeout: c.deliveryTimeout}); err != nil {
 		return nil, fmt.Errorf("outhook: subscribe delivery worker: %w", err)
 	}
-	c.registry.watch(c.addEvent)
+	c.watchToken = c.registry.watch(c.addEvent)
 	return c, nil
 }
 
@@ -157,15 +178,18 @@ func (c *Client) Start(ctx context.Context) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
-	return c.queue.Start(ctx)
+	return closedErr(c.queue.Start(ctx))
 }
 
 // Stop stops the client: EmitHook and other calls return ErrClosed from now
-// on, and Stop waits, bounded by ctx, for the work in progress (see the
-// queue's Stop for what is drained). It returns ctx.Err() when ctx ends
-// first. Calling Stop more than once is safe.
+// on (except from the client's own handlers while the queue drains), and
+// Stop waits, bounded by ctx, for the work in progress (see the queue's Stop
+// for what is drained). It returns ctx.Err() when ctx ends first. Calling
+// Stop more than once is safe.
 func (c *Client) Stop(ctx context.Context) error {
-	c.closed.Store(true)
+	if !c.closed.Swap(true) {
+		c.registry.unwatch(c.watchToken)
+	}
 	err := c.queue.Stop(ctx)
 	if errors.Is(err, queue.ErrClosed) {
 		return nil
@@ -181,37 +205,53 @@ func (c *Client) WaitIdle(ctx context.Context) error {
 	if !ok {
 		return fmt.Errorf("outhook: WaitIdle: queue %T cannot report idleness", c.queue)
 	}
-	return idler.WaitIdle(ctx)
+	return closedErr(idler.WaitIdle(ctx))
+}
+
+// closedErr turns the queue's ErrClosed into the client's.
+func closedErr(err error) error {
+	if errors.Is(err, queue.ErrClosed) {
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	return err
 }
 
 // addEvent subscribes the integration worker group of a newly registered
-// event. It is the registry's watcher.
+// event. It is the registry's watcher and runs with the registry locked.
 func (c *Client) addEvent(rec *eventRecord) {
-	group := "integration." + rec.ID
 	h := func(ctx context.Context, job *queue.Job) ([]*queue.Job, error) { return c.routeEvent(ctx, rec, job) }
-	if err := c.listen(rec.HookID, rec.typ, group, queue.GroupOptions{}, h); err != nil {
+	err := c.listen(rec.HookID, rec.typ, "integration."+rec.ID, queue.GroupOptions{}, h)
+	if err != nil && !errors.Is(err, ErrClosed) {
+		// The registry has already checked the hook's type and the event's
+		// uniqueness, so this is the queue refusing the group.
 		c.log.Error("outhook: cannot subscribe integration event", "event", rec.ID, "error", err)
 	}
 }
 
+// queueGroup is the queue's name for a worker group of a hook: group names
+// are unique per hook, as in River or Watermill, not per client.
+func queueGroup(hookID, group string) string { return hookID + "/" + group }
+
 // listen adds a worker group to a hook's route and subscribes its handler.
 func (c *Client) listen(hookID string, typ reflect.Type, group string, opts queue.GroupOptions, run func(context.Context, *queue.Job) ([]*queue.Job, error)) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.closed.Load() {
 		return ErrClosed
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	old := c.routes.Load()
 	if r := old.hooks[hookID]; r != nil && r.typ != typ {
-		return fmt.Errorf("outhook: hook %q carries %v, cannot listen with %v", hookID, r.typ, typ)
+		return fmt.Errorf("outhook: hook %q carries %v, not %v", hookID, r.typ, typ)
 	}
-	if _, dup := c.groups[group]; dup {
-		return fmt.Errorf("%w: worker group %q is already listening", ErrDuplicate, group)
+	qg := queueGroup(hookID, group)
+	if _, dup := c.groups[qg]; dup {
+		return fmt.Errorf("%w: worker group %q already listens to hook %q", ErrDuplicate, group, hookID)
 	}
-	if err := c.queue.Subscribe(group, c.hookHandler(hookID, group, run), opts); err != nil {
-		return fmt.Errorf("outhook: subscribe worker group %q: %w", group, err)
+	opts.Timeout = c.handlerTimeout
+	if err := c.queue.Subscribe(qg, c.hookHandler(hookID, group, run), opts); err != nil {
+		return closedErr(fmt.Errorf("outhook: subscribe worker group %q: %w", group, err))
 	}
-	c.groups[group] = hookID
+	c.groups[qg] = groupInfo{hookID: hookID, name: group}
 	next := &routeTable{hooks: make(map[string]*hookRoute, len(old.hooks)+1)}
 	for id, r := range old.hooks {
 		next.hooks[id] = r
@@ -220,7 +260,7 @@ func (c *Client) listen(hookID string, typ reflect.Type, group string, opts queu
 	if prev := old.hooks[hookID]; prev != nil {
 		r.groups = slices.Clone(prev.groups)
 	}
-	r.groups = append(r.groups, group)
+	r.groups = append(r.groups, qg)
 	next.hooks[hookID] = r
 	c.routes.Store(next)
 	return nil
@@ -262,17 +302,20 @@ func (c *Client) enqueueHook(ctx context.Context, r *hookRoute, raw []byte) erro
 	return nil
 }
 
-// hookHandler adapts a hook job handler to the queue: a failed run is
-// retried on the HandlerRetry schedule and dies when it is exhausted.
+// hookHandler adapts a hook job handler to the queue: a run is bounded by
+// HandlerTimeout, and a failed run is retried on the HandlerRetry schedule
+// and dies when it is exhausted.
 func (c *Client) hookHandler(hookID, group string, run func(context.Context, *queue.Job) ([]*queue.Job, error)) queue.Handler {
-	return func(ctx context.Context, job *queue.Job) queue.Result {
+	return func(queueCtx context.Context, job *queue.Job) queue.Result {
+		ctx, cancel := context.WithTimeout(queueCtx, c.handlerTimeout)
 		next, err := c.safeRun(ctx, run, job)
+		cancel()
 		if err == nil {
 			return queue.Result{Next: next}
 		}
-		if ctx.Err() != nil {
+		if queueCtx.Err() != nil {
 			// Cut short by shutdown: not a failure of the handler.
-			return queue.Result{Disposition: queue.Retry, Err: ctx.Err()}
+			return queue.Result{Disposition: queue.Retry, Err: queueCtx.Err()}
 		}
 		at, ok := c.handlerRetry.retryAt(time.Now(), job.Attempt, 0, HandlerSchedule)
 		if !ok {
@@ -324,8 +367,9 @@ func (c *Client) FailedEvents(ctx context.Context, limit int) ([]FailedEvent, er
 		if j.Kind != kindHook {
 			continue
 		}
+		g := c.groups[j.Group]
 		out = append(out, FailedEvent{
-			MessageID: j.ID, HookID: c.groups[j.Group], Group: j.Group, Payload: j.Payload,
+			MessageID: j.ID, HookID: g.hookID, Group: g.name, Payload: j.Payload,
 			EmittedAt: j.CreatedAt, Attempts: j.Attempt, Errors: slices.Clone(j.Errors),
 		})
 	}

@@ -129,7 +129,7 @@ func TestEmitZeroHook(t *testing.T) {
 }
 
 func TestEmitAfterStop(t *testing.T) {
-	c, err := outhook.NewClient(&outhook.Config{Registry: newIncidentRegistry(t)})
+	c, err := outhook.NewClient(&outhook.Config{Logger: quiet, Registry: newIncidentRegistry(t)})
 	require.NoError(t, err)
 	require.NoError(t, c.Start(context.Background()))
 	require.NoError(t, c.Stop(context.Background()))
@@ -399,10 +399,10 @@ func TestDisabledSubscriptionEndsPendingDelivery(t *testing.T) {
 }
 
 func TestQueueFullBlocksUntilContextDone(t *testing.T) {
-	q, err := memqueue.New(&memqueue.Config{Capacity: 1})
+	q, err := memqueue.New(&memqueue.Config{Capacity: 1, Logger: quiet})
 	require.NoError(t, err)
 	fake := outhooktest.NewDeliverer("fake")
-	c, err := outhook.NewClient(&outhook.Config{Registry: newIncidentRegistry(t), Queue: q, Deliverers: []outhook.Deliverer{fake}})
+	c, err := outhook.NewClient(&outhook.Config{Logger: quiet, Registry: newIncidentRegistry(t), Queue: q, Deliverers: []outhook.Deliverer{fake}})
 	require.NoError(t, err)
 	_, err = c.CreateSubscription(context.Background(), outhook.Subscription{Events: []string{createdEvent}, DelivererID: "fake"})
 	require.NoError(t, err)
@@ -422,7 +422,7 @@ func TestQueueFullBlocksUntilContextDone(t *testing.T) {
 
 func TestStopDrainsEmittedEvents(t *testing.T) {
 	fake := outhooktest.NewDeliverer("fake")
-	c, err := outhook.NewClient(&outhook.Config{Registry: newIncidentRegistry(t), Deliverers: []outhook.Deliverer{fake}})
+	c, err := outhook.NewClient(&outhook.Config{Logger: quiet, Registry: newIncidentRegistry(t), Deliverers: []outhook.Deliverer{fake}})
 	require.NoError(t, err)
 	_, err = c.CreateSubscription(context.Background(), outhook.Subscription{Events: []string{createdEvent}, DelivererID: "fake"})
 	require.NoError(t, err)
@@ -436,7 +436,7 @@ func TestStopDrainsEmittedEvents(t *testing.T) {
 
 func TestStopCancelsStuckDelivery(t *testing.T) {
 	fake := outhooktest.NewDeliverer("fake").SetDefault(outhooktest.Block())
-	c, err := outhook.NewClient(&outhook.Config{Registry: newIncidentRegistry(t), Deliverers: []outhook.Deliverer{fake}})
+	c, err := outhook.NewClient(&outhook.Config{Logger: quiet, Registry: newIncidentRegistry(t), Deliverers: []outhook.Deliverer{fake}})
 	require.NoError(t, err)
 	_, err = c.CreateSubscription(context.Background(), outhook.Subscription{Events: []string{createdEvent}, DelivererID: "fake"})
 	require.NoError(t, err)

@@ -146,6 +146,9 @@ type Delivery struct {
 	UpdatedAt  time.Time       `json:"updatedAt"`
 	// NextAttemptAt is when a pending delivery is tried next.
 	NextAttemptAt time.Time `json:"nextAttemptAt,omitzero"`
+	// NextAttemptTrigger is what causes the next attempt: TriggerManual
+	// after a redelivery, empty (scheduled) otherwise.
+	NextAttemptTrigger AttemptTrigger `json:"nextAttemptTrigger,omitempty"`
 	// ExternalID is the destination's ID for a succeeded delivery.
 	ExternalID string `json:"externalId,omitempty"`
 	// LastError is the error of the latest failed attempt.
@@ -166,16 +169,35 @@ const (
 	AttemptPermanent AttemptOutcome = "permanent"
 )
 
+// AttemptTrigger says what caused an attempt.
+type AttemptTrigger string
+
+// Attempt triggers.
+const (
+	// TriggerScheduled is a first attempt or a retry on the schedule.
+	TriggerScheduled AttemptTrigger = "scheduled"
+	// TriggerManual is the first attempt after Client.Redeliver; the retry
+	// schedule starts again from it.
+	TriggerManual AttemptTrigger = "manual"
+)
+
 // Attempt records one delivery attempt.
 type Attempt struct {
-	Number     int            `json:"number"`
-	StartedAt  time.Time      `json:"startedAt"`
-	Duration   time.Duration  `json:"duration"`
-	Outcome    AttemptOutcome `json:"outcome"`
-	Error      string         `json:"error,omitempty"`
-	StatusCode int            `json:"statusCode,omitempty"`
-	Response   string         `json:"response,omitempty"`
-	ExternalID string         `json:"externalId,omitempty"`
+	// Number counts every attempt of the delivery, from 1, across
+	// redeliveries.
+	Number    int            `json:"number"`
+	Trigger   AttemptTrigger `json:"trigger"`
+	StartedAt time.Time      `json:"startedAt"`
+	// DelivererID is the deliverer that made the attempt: the
+	// subscription's at the time, which an update may have changed since
+	// the delivery was created.
+	DelivererID string         `json:"delivererId"`
+	Duration    time.Duration  `json:"duration"`
+	Outcome     AttemptOutcome `json:"outcome"`
+	Error       string         `json:"error,omitempty"`
+	StatusCode  int            `json:"statusCode,omitempty"`
+	Response    string         `json:"response,omitempty"`
+	ExternalID  string         `json:"externalId,omitempty"`
 	// RetryAfter is the wait the destination asked for, if any.
 	RetryAfter time.Duration `json:"retryAfter,omitempty"`
 	// NextAttemptAt is when the next attempt was scheduled; zero when this
@@ -232,12 +254,16 @@ func (c *Client) Deliveries(ctx context.Context, q DeliveryQuery) ([]Delivery, e
 }
 
 // Redeliver sends a finished (failed or succeeded) delivery again. It keeps
-// its ID, so receivers can recognise it, and its attempts; the retry
-// schedule starts again. Redelivering a pending delivery is an error matching
+// its ID, so receivers can recognise it, and its attempts; the next attempt
+// is recorded with TriggerManual and the retry schedule starts again from
+// it. Redelivering a pending delivery is an error matching
 // ErrDeliveryPending.
 func (c *Client) Redeliver(ctx context.Context, id string) error {
 	if c.closed.Load() {
 		return ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	before, err := c.store.GetDelivery(ctx, id)
 	if err != nil {
@@ -252,7 +278,8 @@ func (c *Client) Redeliver(ctx context.Context, id string) error {
 		return nil
 	}
 	// Put the delivery back as it was, so it is not left pending with no job.
-	u := DeliveryUpdate{Status: before.Status, LastError: before.LastError, UpdatedAt: before.UpdatedAt}
+	u := DeliveryUpdate{Status: before.Status, LastError: before.LastError, ExternalID: before.ExternalID,
+		NextAttemptTrigger: before.NextAttemptTrigger, UpdatedAt: before.UpdatedAt}
 	if uerr := c.store.UpdateDelivery(context.WithoutCancel(ctx), id, nil, u); uerr != nil {
 		return errors.Join(err, uerr)
 	}

@@ -3,6 +3,8 @@ package outhook
 import (
 	"errors"
 	"fmt"
+
+	"github.com/outhook/outhook/queue"
 )
 
 // Sentinel errors. Match them with errors.Is.
@@ -18,6 +20,11 @@ var (
 	ErrInvalidSubscription = errors.New("outhook: invalid subscription")
 	// ErrDuplicate is matched by errors about an ID that is already taken.
 	ErrDuplicate = errors.New("outhook: duplicate")
+	// ErrQueueFull is matched by errors about events a queue cannot take
+	// for lack of room. The in-memory queue returns it only for a batch
+	// larger than its capacity; when it is merely full, EmitHook waits for
+	// room until its context is done. It is queue.ErrQueueFull.
+	ErrQueueFull = queue.ErrQueueFull
 )
 
 // IDError reports a hook, plugin, event or worker-group ID that is not well

@@ -1,6 +1,7 @@
 package outhook_test
 
 import (
+	"log/slog"
 	"testing"
 
 	"github.com/outhook/outhook"
@@ -20,6 +21,9 @@ type IncidentResolved struct {
 	IncidentID string   `json:"incidentId" validate:"required"`
 	SystemIDs  []string `json:"systemIds" validate:"required,min=1"`
 }
+
+// quiet is the logger of tests that do not look at logs.
+var quiet = slog.New(slog.DiscardHandler)
 
 var (
 	incidentCreated  = outhook.MustNewHook[IncidentCreated]("incident.created")

@@ -3,8 +3,10 @@ package outhook
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 
 	"github.com/outhook/outhook/internal/ident"
 	"github.com/outhook/outhook/queue"
@@ -60,15 +62,23 @@ func (h Hook[T]) check() error {
 // against the `validate` tags of T (an error matching ErrInvalidPayload names
 // every failing field, and nothing is queued), encodes it to JSON once, and
 // queues one job for every worker group listening to h: each OnHook listener
-// and each integration event registered for h. When nothing listens to h,
-// EmitHook returns nil at once without validating or encoding.
+// and each integration event registered for h.
+//
+// When nothing listens to h, EmitHook returns nil at once without validating
+// or encoding: emitting is free until somebody cares. Validation therefore
+// applies from the first listener on; test emitting code with a listener
+// (outhooktest does) to see validation errors.
 //
 // EmitHook returns once the jobs are queued; delivery happens in the
-// background. When the queue is full, EmitHook waits for room until ctx is
-// done (see memqueue). After Stop it returns ErrClosed.
+// background. A ctx that is already done queues nothing and returns its
+// error. When the queue is full, EmitHook waits for room until ctx is done
+// (see memqueue). After Stop it returns ErrClosed.
 func EmitHook[T any](ctx context.Context, c *Client, h Hook[T], payload T) error {
 	if err := h.check(); err != nil {
 		return err
+	}
+	if c == nil {
+		return errors.New("outhook: EmitHook: client is nil")
 	}
 	if c.closed.Load() && ctx.Value(handlerKey{}) != c {
 		// Handlers of this client may still emit while Stop drains the
@@ -88,6 +98,9 @@ func EmitHook[T any](ctx context.Context, c *Client, h Hook[T], payload T) error
 // emit validates, encodes and queues a payload. It is apart from EmitHook so
 // that only emissions somebody listens to move the payload to the heap.
 func emit[T any](ctx context.Context, c *Client, route *hookRoute, payload T) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	// Validate and encode through one pointer: boxing the value twice
 	// would cost two copies and two allocations.
 	p := &payload
@@ -135,26 +148,40 @@ type HandlerFunc[T any] func(ctx context.Context, payload T) error
 // OnHook runs handler for every event emitted on h, in the given mode. It may
 // be called before or after Start.
 //
-// Work-queue group names follow the hook ID rules and must be unique within a
-// client; the "integration" prefix is reserved for the integration
-// subscriber.
+// The handler receives its own copy of the payload, decoded from the JSON
+// that EmitHook encoded, so fields that JSON does not carry (json:"-",
+// unexported fields) arrive empty. Its context ends after
+// Config.HandlerTimeout.
+//
+// Work-queue group names follow the hook ID rules and are unique per hook:
+// two hooks may each have a group "audit". The "integration" and
+// "broadcast" prefixes are reserved.
 func OnHook[T any](c *Client, h Hook[T], handler HandlerFunc[T], mode Mode) error {
 	if err := h.check(); err != nil {
 		return err
+	}
+	if c == nil {
+		return fmt.Errorf("outhook: OnHook(%q): client is nil", h.id)
 	}
 	if handler == nil {
 		return fmt.Errorf("outhook: OnHook(%q): handler is nil", h.id)
 	}
 	group := mode.group
 	if mode.broadcast {
-		group = fmt.Sprintf("broadcast.%s.%d", h.id, c.broadcastSeq.Add(1))
+		group = fmt.Sprintf("broadcast.%d", c.broadcastSeq.Add(1))
 	} else {
 		if why := ident.Check(group); why != "" {
 			return &IDError{Kind: "worker group", ID: group, Reason: why}
 		}
-		if group == "integration" || len(group) > len("integration.") && group[:len("integration.")] == "integration." {
-			return &IDError{Kind: "worker group", ID: group, Reason: `uses the reserved prefix "integration"`}
+		for _, reserved := range []string{"integration", "broadcast"} {
+			if first, _, _ := strings.Cut(group, "."); first == reserved {
+				return &IDError{Kind: "worker group", ID: group, Reason: fmt.Sprintf("uses the reserved prefix %q", reserved)}
+			}
 		}
+	}
+	typ := reflect.TypeFor[T]()
+	if err := c.registry.claimHook(h.id, typ); err != nil {
+		return err
 	}
 	run := func(ctx context.Context, job *queue.Job) ([]*queue.Job, error) {
 		var payload T
@@ -163,5 +190,5 @@ func OnHook[T any](c *Client, h Hook[T], handler HandlerFunc[T], mode Mode) erro
 		}
 		return nil, handler(context.WithValue(ctx, handlerKey{}, c), payload)
 	}
-	return c.listen(h.id, reflect.TypeFor[T](), group, queue.GroupOptions{Broadcast: mode.broadcast}, run)
+	return c.listen(h.id, typ, group, queue.GroupOptions{Broadcast: mode.broadcast}, run)
 }

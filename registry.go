@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"sync"
@@ -87,18 +88,46 @@ type Category struct {
 }
 
 // EventRegistry holds the integration events of an application. It is safe
-// for concurrent use. Events may be registered before or after the clients
-// that use the registry start.
+// for concurrent use, and its zero value is an empty registry ready to use.
+// Events may be registered before or after the clients that use the registry
+// start.
+//
+// The registry also holds the payload type of every hook ID it has seen,
+// from events and from OnHook listeners of its clients: one hook ID carries
+// one Go type, and a registration that disagrees is refused.
 type EventRegistry struct {
-	mu       sync.RWMutex
-	events   map[string]*eventRecord
-	watchers []func(*eventRecord)
-	schemas  schemaCache
+	mu        sync.RWMutex
+	events    map[string]*eventRecord
+	hookTypes map[string]reflect.Type
+	watchers  map[uint64]func(*eventRecord)
+	watchSeq  uint64
+	schemas   schemaCache
 }
 
 // NewEventRegistry returns an empty registry.
-func NewEventRegistry() *EventRegistry {
-	return &EventRegistry{events: make(map[string]*eventRecord)}
+func NewEventRegistry() *EventRegistry { return &EventRegistry{} }
+
+// claimHookType records that hookID carries typ, or reports the type it
+// already carries. r.mu must be held for writing.
+func (r *EventRegistry) claimHookType(hookID string, typ reflect.Type) error {
+	if prev, ok := r.hookTypes[hookID]; ok {
+		if prev != typ {
+			return fmt.Errorf("outhook: hook %q carries %v, not %v", hookID, prev, typ)
+		}
+		return nil
+	}
+	if r.hookTypes == nil {
+		r.hookTypes = map[string]reflect.Type{}
+	}
+	r.hookTypes[hookID] = typ
+	return nil
+}
+
+// claimHook is claimHookType for OnHook listeners.
+func (r *EventRegistry) claimHook(hookID string, typ reflect.Type) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.claimHookType(hookID, typ)
 }
 
 // RegisterEvent adds def to r as an event of the given plugin and returns it.
@@ -147,18 +176,22 @@ func RegisterEvent[T any](r *EventRegistry, def EventDefinition[T], plugin Plugi
 	}
 
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	if _, dup := r.events[id]; dup {
-		r.mu.Unlock()
 		return Event{}, fmt.Errorf("%w: event %q is already registered", ErrDuplicate, id)
 	}
+	if err := r.claimHookType(rec.HookID, typ); err != nil {
+		return Event{}, fmt.Errorf("outhook: event %q: %w", id, err)
+	}
+	if r.events == nil {
+		r.events = map[string]*eventRecord{}
+	}
 	r.events[id] = rec
-	watchers := slices.Clone(r.watchers)
-	r.mu.Unlock()
-
-	// Watchers run outside the lock, in registration order; a client that
-	// started watching after this event was added sees it in its snapshot.
-	for _, w := range watchers {
-		w(rec)
+	// Watchers (the clients using this registry) start routing the event
+	// before RegisterEvent returns, under the lock so that a client that
+	// starts watching concurrently sees the event exactly once.
+	for _, id := range slices.Sorted(maps.Keys(r.watchers)) {
+		r.watchers[id](rec)
 	}
 	return rec.Event, nil
 }
@@ -229,17 +262,25 @@ func (r *EventRegistry) lookup(id string) *eventRecord {
 }
 
 // watch calls fn for every event registered so far and for every event
-// registered from now on.
-func (r *EventRegistry) watch(fn func(*eventRecord)) {
+// registered from now on, until unwatch is called with the returned token.
+// fn runs with the registry locked and must not call back into it.
+func (r *EventRegistry) watch(fn func(*eventRecord)) (token uint64) {
 	r.mu.Lock()
-	existing := make([]*eventRecord, 0, len(r.events))
-	for _, rec := range r.events {
-		existing = append(existing, rec)
+	defer r.mu.Unlock()
+	for _, id := range slices.Sorted(maps.Keys(r.events)) {
+		fn(r.events[id])
 	}
-	r.watchers = append(r.watchers, fn)
-	r.mu.Unlock()
-	slices.SortFunc(existing, func(a, b *eventRecord) int { return cmp.Compare(a.ID, b.ID) })
-	for _, rec := range existing {
-		fn(rec)
+	if r.watchers == nil {
+		r.watchers = map[uint64]func(*eventRecord){}
 	}
+	r.watchSeq++
+	r.watchers[r.watchSeq] = fn
+	return r.watchSeq
+}
+
+// unwatch stops calls to the watcher with the given token.
+func (r *EventRegistry) unwatch(token uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.watchers, token)
 }

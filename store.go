@@ -29,6 +29,10 @@ type Store interface {
 	// UpdateSubscription replaces a subscription. A missing ID is an error
 	// matching ErrNotFound.
 	UpdateSubscription(ctx context.Context, s *Subscription) error
+	// SetSubscriptionDisabled sets a subscription's Disabled flag and
+	// UpdatedAt as one step, leaving the rest as it is, and returns the
+	// result (ErrNotFound if missing).
+	SetSubscriptionDisabled(ctx context.Context, id string, disabled bool, at time.Time) (*Subscription, error)
 	// DeleteSubscription removes a subscription (ErrNotFound if missing).
 	// Its deliveries stay.
 	DeleteSubscription(ctx context.Context, id string) error
@@ -52,8 +56,9 @@ type Store interface {
 	// and applies u, as one step.
 	UpdateDelivery(ctx context.Context, id string, attempt *Attempt, u DeliveryUpdate) error
 	// ReopenDelivery sets a succeeded or failed delivery back to pending,
-	// due at the given time, and returns it. A pending delivery is an error
-	// matching ErrDeliveryPending.
+	// due at the given time, with NextAttemptTrigger TriggerManual, and
+	// returns it. A pending delivery is an error matching
+	// ErrDeliveryPending.
 	ReopenDelivery(ctx context.Context, id string, at time.Time) (*Delivery, error)
 	// ListDeliveries returns the deliveries that match q, newest first.
 	ListDeliveries(ctx context.Context, q DeliveryQuery) ([]*Delivery, error)
@@ -63,9 +68,13 @@ type Store interface {
 type DeliveryUpdate struct {
 	Status        DeliveryStatus
 	NextAttemptAt time.Time
-	LastError     string
-	ExternalID    string
-	UpdatedAt     time.Time
+	// NextAttemptTrigger replaces the delivery's; it is empty after an
+	// attempt.
+	NextAttemptTrigger AttemptTrigger
+	LastError          string
+	// ExternalID, when not empty, replaces the delivery's.
+	ExternalID string
+	UpdatedAt  time.Time
 }
 
 // DeliveryQuery selects deliveries. Zero fields match everything.
@@ -87,9 +96,10 @@ func (q DeliveryQuery) match(d *Delivery) bool {
 
 // MemoryStoreConfig configures NewMemoryStore.
 type MemoryStoreConfig struct {
-	// MaxFinishedDeliveries is how many succeeded or failed deliveries are
-	// kept; beyond it the oldest finished ones are forgotten. Pending
-	// deliveries are always kept. Zero means 10,000.
+	// MaxFinishedDeliveries is about how many succeeded or failed
+	// deliveries are kept: when there are a quarter more, the finished
+	// deliveries created longest ago are forgotten until there are this
+	// many. Pending deliveries are always kept. Zero means 10,000.
 	MaxFinishedDeliveries int
 }
 
@@ -179,6 +189,21 @@ func (s *MemoryStore) UpdateSubscription(ctx context.Context, sub *Subscription)
 	s.subs[sub.ID] = sub
 	s.index(sub)
 	return nil
+}
+
+// SetSubscriptionDisabled implements Store.
+func (s *MemoryStore) SetSubscriptionDisabled(ctx context.Context, id string, disabled bool, at time.Time) (*Subscription, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.subs[id]
+	if !ok {
+		return nil, notFound("subscription", id)
+	}
+	sub := old.clone()
+	sub.Disabled, sub.UpdatedAt = disabled, at
+	s.subs[id] = sub
+	clear(s.matches) // routing skips disabled subscriptions
+	return sub, nil
 }
 
 // DeleteSubscription implements Store.
@@ -302,6 +327,7 @@ func (s *MemoryStore) UpdateDelivery(ctx context.Context, id string, attempt *At
 		d.Attempts = append(d.Attempts, *attempt)
 	}
 	d.Status, d.NextAttemptAt, d.LastError, d.UpdatedAt = u.Status, u.NextAttemptAt, u.LastError, u.UpdatedAt
+	d.NextAttemptTrigger = u.NextAttemptTrigger
 	if u.ExternalID != "" {
 		d.ExternalID = u.ExternalID
 	}
@@ -348,7 +374,7 @@ func (s *MemoryStore) ReopenDelivery(ctx context.Context, id string, at time.Tim
 		return nil, fmt.Errorf("%w: %q", ErrDeliveryPending, id)
 	}
 	d := cloneDelivery(old)
-	d.Status, d.NextAttemptAt, d.UpdatedAt = DeliveryPending, at, at
+	d.Status, d.NextAttemptAt, d.UpdatedAt, d.NextAttemptTrigger = DeliveryPending, at, at, TriggerManual
 	s.deliveries[id] = d
 	s.finished--
 	return cloneDelivery(d), nil

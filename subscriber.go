@@ -59,7 +59,9 @@ func (c *Client) routeEvent(ctx context.Context, rec *eventRecord, job *queue.Jo
 			}
 		}
 		ds = append(ds, &Delivery{
-			ID:             ident.Derive("dlv_", job.ID, sub.ID),
+			// Two events can share a hook, and so a message ID: the event ID
+			// keeps their deliveries to one subscription apart.
+			ID:             ident.Derive("dlv_", job.ID, rec.ID, sub.ID),
 			MessageID:      job.ID,
 			EventID:        rec.ID,
 			SubscriptionID: sub.ID,
@@ -112,7 +114,10 @@ func (c *Client) handleDelivery(ctx context.Context, job *queue.Job) queue.Resul
 		return c.abandon(ctx, job, d, "subscription is disabled")
 	}
 
-	attempt := Attempt{Number: len(d.Attempts) + 1, StartedAt: now}
+	attempt := Attempt{Number: len(d.Attempts) + 1, StartedAt: now, Trigger: d.NextAttemptTrigger, DelivererID: sub.DelivererID}
+	if attempt.Trigger == "" {
+		attempt.Trigger = TriggerScheduled
+	}
 	var res DeliveryResult
 	dl, ok := c.deliverers[sub.DelivererID]
 	if !ok {
@@ -150,7 +155,7 @@ func (c *Client) handleDelivery(ctx context.Context, job *queue.Job) queue.Resul
 	case AttemptPermanent:
 		u.Status = DeliveryFailed
 	case AttemptRetryable:
-		if at, ok := c.deliveryRetry.retryAt(end, job.Attempt, attempt.RetryAfter, DeliverySchedule); ok {
+		if at, ok := c.deliveryRetry.retryAt(end, d.round(attempt), attempt.RetryAfter, DeliverySchedule); ok {
 			u.Status, u.NextAttemptAt = DeliveryPending, at
 			attempt.NextAttemptAt = at
 			result = queue.Result{Disposition: queue.Retry, RunAt: at, Err: err}
@@ -206,9 +211,34 @@ func (c *Client) storeFailure(ctx context.Context, job *queue.Job, err error) qu
 	}
 	at, ok := c.handlerRetry.retryAt(time.Now(), job.Attempt, 0, HandlerSchedule)
 	if !ok {
-		c.log.Error("outhook: store failed, giving up on delivery job", "delivery", job.ID, "error", err)
+		// Leave no delivery pending without a job: mark it failed, so that
+		// it is listed and can be redelivered, if the store lets us.
+		u := DeliveryUpdate{Status: DeliveryFailed, LastError: "outhook: store failed: " + err.Error(), UpdatedAt: time.Now()}
+		if uerr := c.store.UpdateDelivery(context.WithoutCancel(ctx), job.ID, nil, u); uerr != nil && !errors.Is(uerr, ErrNotFound) {
+			c.log.Error("outhook: store failed, delivery left pending without a job", "delivery", job.ID, "error", err, "update_error", uerr)
+		} else {
+			c.log.Error("outhook: store failed, giving up on delivery", "delivery", job.ID, "error", err)
+		}
 		return queue.Result{Disposition: queue.Dead, Err: err}
 	}
 	c.log.Warn("outhook: store failed, will retry delivery job", "delivery", job.ID, "error", err)
 	return queue.Result{Disposition: queue.Retry, RunAt: at, Err: err}
+}
+
+// round returns the number of a attempt within the delivery's current round
+// of retries: 1 for the first attempt after the delivery was created or
+// redelivered. The retry schedule is indexed by it, so that runs of the job
+// that made no attempt (a store failure, a shutdown) do not advance it.
+func (d *Delivery) round(a Attempt) int {
+	if a.Trigger == TriggerManual {
+		return 1
+	}
+	n := 1
+	for i := len(d.Attempts) - 1; i >= 0; i-- {
+		n++
+		if d.Attempts[i].Trigger == TriggerManual {
+			break
+		}
+	}
+	return n
 }

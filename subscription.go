@@ -182,13 +182,8 @@ func (c *Client) SetSubscriptionEnabled(ctx context.Context, id string, enabled 
 	if c.closed.Load() {
 		return Subscription{}, ErrClosed
 	}
-	old, err := c.store.GetSubscription(ctx, id)
+	s, err := c.store.SetSubscriptionDisabled(ctx, id, !enabled, time.Now())
 	if err != nil {
-		return Subscription{}, err
-	}
-	s := old.clone()
-	s.Disabled, s.UpdatedAt = !enabled, time.Now()
-	if err := c.store.UpdateSubscription(ctx, s); err != nil {
 		return Subscription{}, err
 	}
 	return *s.clone(), nil

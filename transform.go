@@ -14,6 +14,9 @@ import (
 // of subscriptions, before routing; subscription filters see its output. An
 // error or a panic fails the processing of that event, which is recorded and
 // retried according to Config.HandlerRetry.
+//
+// Like an OnHook handler, it receives a copy of the payload decoded from the
+// JSON that EmitHook encoded: fields JSON does not carry arrive empty.
 type TransformFunc[T any] func(payload T) (map[string]any, error)
 
 // TransformError reports that an event's TransformPayload failed or

@@ -105,7 +105,7 @@ const (
 // ErrQueueFull is wrapped by the error Enqueue returns for a call holding
 // more jobs than the queue's capacity: such a call could never be admitted.
 // A queue that is merely full makes Enqueue wait instead.
-var ErrQueueFull = errors.New("memqueue: queue full")
+var ErrQueueFull = queue.ErrQueueFull
 
 var (
 	_ queue.Queue = (*Queue)(nil)
@@ -219,7 +219,8 @@ func New(cfg *Config) (*Queue, error) {
 // Subscribe registers h as the handler of group. It may be called before or
 // after Start. An empty group, a nil handler or a group already subscribed
 // is an error; after Stop has begun Subscribe returns [queue.ErrClosed].
-// opts.Broadcast makes no difference to an in-memory queue.
+// opts.Broadcast makes no difference to an in-memory queue, and neither does
+// opts.Timeout: jobs never leave the process, so none can be in flight twice.
 func (q *Queue) Subscribe(group string, h queue.Handler, opts queue.GroupOptions) error {
 	if group == "" {
 		return errors.New("memqueue: subscribe: empty group")
@@ -249,12 +250,16 @@ func (q *Queue) Subscribe(group string, h queue.Handler, opts queue.GroupOptions
 // [queue.ErrUnknownGroup]); when the call holds more jobs than the capacity
 // ([ErrQueueFull]); and, with [queue.ErrClosed], once Stop has begun.
 //
-// When the queue lacks room for all the jobs, Enqueue blocks until it has
-// room or ctx is done; in the latter case it returns ctx.Err() as is and
-// admits nothing. A ctx derived from a handler's context marks a call made
+// A ctx that is already done admits nothing: Enqueue returns ctx.Err(). When
+// the queue lacks room for all the jobs, Enqueue blocks until it has room or
+// ctx is done; in the latter case it returns ctx.Err() as is and admits
+// nothing. A ctx derived from a handler's context marks a call made
 // from inside a running handler: such a call is admitted at once regardless
 // of capacity, and is still admitted while Stop drains the queue.
 func (q *Queue) Enqueue(ctx context.Context, jobs ...*queue.Job) error {
+	if err := ctx.Err(); err != nil {
+		return err // a caller that has given up admits nothing
+	}
 	needNow := false
 	for i, j := range jobs {
 		if j == nil {
@@ -268,7 +273,7 @@ func (q *Queue) Enqueue(ctx context.Context, jobs ...*queue.Job) error {
 		}
 	}
 	if len(jobs) > q.capacity && !q.fromHandler(ctx) {
-		return fmt.Errorf("%w: %d jobs exceed capacity %d", ErrQueueFull, len(jobs), q.capacity)
+		return fmt.Errorf("memqueue: %d jobs exceed capacity %d: %w", len(jobs), q.capacity, ErrQueueFull)
 	}
 	var now time.Time
 	if needNow {

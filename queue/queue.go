@@ -35,6 +35,10 @@ var (
 	// ErrUnknownGroup is returned by Enqueue for a job whose group has no
 	// subscribed handler.
 	ErrUnknownGroup = errors.New("queue: unknown worker group")
+	// ErrQueueFull is wrapped by errors about jobs a queue cannot take for
+	// lack of room. Each implementation documents when it returns it rather
+	// than waiting for room.
+	ErrQueueFull = errors.New("queue: full")
 )
 
 // Job is one unit of work for one worker group.
@@ -119,6 +123,12 @@ type GroupOptions struct {
 	// Broadcast asks that every instance sharing the queue run the job,
 	// instead of exactly one. Single-process queues treat both alike.
 	Broadcast bool
+	// Timeout is the longest one run of a handler of this group is allowed
+	// (the handler's own context ends then). A backend that leases jobs
+	// keeps each lease longer than Timeout plus a margin for the handler's
+	// bookkeeping, so that a job is never in flight twice. Zero means no
+	// bound is known.
+	Timeout time.Duration
 }
 
 // Queue is the contract between the outhook client and a queue backend.

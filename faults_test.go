@@ -1,0 +1,286 @@
+package outhook_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/outhook/outhook"
+	"github.com/outhook/outhook/memqueue"
+	"github.com/outhook/outhook/outhooktest"
+	"github.com/stretchr/testify/require"
+)
+
+func TestTwoEventsOnOneHookGetTheirOwnDeliveries(t *testing.T) {
+	reg := outhook.NewEventRegistry()
+	for _, plugin := range []string{"a", "b"} {
+		_, err := outhook.RegisterEvent(reg, outhook.EventDefinition[IncidentCreated]{Hook: incidentCreated, DisplayName: "Created"},
+			outhook.PluginMetadata{PluginID: plugin})
+		require.NoError(t, err)
+	}
+	// A deliverer that tracks how many attempts of one delivery overlap.
+	slow := &overlapDeliverer{Deliverer: outhooktest.NewDeliverer("slow"), inflight: map[string]int{}}
+	c, _ := setup(t, &outhook.Config{Registry: reg, Deliverers: []outhook.Deliverer{slow}})
+	subscribe(t, c, outhook.Subscription{Events: []string{"*.incident.created"}, DelivererID: "slow"})
+	emit(t, c, incidentCreated, sampleIncident("inc-1"))
+	outhooktest.WaitIdle(t, c)
+
+	calls := slow.Delivered()
+	require.Len(t, calls, 2, "one delivery per event")
+	require.NotEqual(t, calls[0].Request.DeliveryID, calls[1].Request.DeliveryID)
+	require.ElementsMatch(t, []string{"a.incident.created", "b.incident.created"},
+		[]string{calls[0].Request.EventID, calls[1].Request.EventID})
+	require.Equal(t, calls[0].Request.MessageID, calls[1].Request.MessageID, "one emit, one message")
+	require.Equal(t, 1, slow.maxOverlap)
+}
+
+type overlapDeliverer struct {
+	*outhooktest.Deliverer
+	mu         sync.Mutex
+	inflight   map[string]int
+	maxOverlap int
+}
+
+func (d *overlapDeliverer) Deliver(ctx context.Context, req *outhook.DeliveryRequest) (outhook.DeliveryResult, error) {
+	d.mu.Lock()
+	d.inflight[req.DeliveryID]++
+	d.maxOverlap = max(d.maxOverlap, d.inflight[req.DeliveryID])
+	d.mu.Unlock()
+	time.Sleep(5 * time.Millisecond) // widen the window in which a duplicate would overlap
+	d.mu.Lock()
+	d.inflight[req.DeliveryID]--
+	d.mu.Unlock()
+	return d.Deliverer.Deliver(ctx, req)
+}
+
+// flakyStore fails every update that records an attempt.
+type flakyStore struct {
+	*outhook.MemoryStore
+	failures atomic.Int32
+}
+
+func (s *flakyStore) UpdateDelivery(ctx context.Context, id string, a *outhook.Attempt, u outhook.DeliveryUpdate) error {
+	if a != nil {
+		s.failures.Add(1)
+		return errors.New("disk on fire")
+	}
+	return s.MemoryStore.UpdateDelivery(ctx, id, a, u)
+}
+
+func TestStoreFailureLeavesNoDeliveryStranded(t *testing.T) {
+	store := &flakyStore{MemoryStore: outhook.NewMemoryStore(nil)}
+	c, fake := setup(t, &outhook.Config{Store: store, HandlerRetry: outhooktest.NoDelay(2)})
+	subscribe(t, c, outhook.Subscription{Events: []string{createdEvent}})
+	emit(t, c, incidentCreated, sampleIncident("inc-1"))
+	outhooktest.WaitIdle(t, c)
+
+	require.EqualValues(t, 2, store.failures.Load())
+	require.Len(t, fake.Calls(), 2, "an unrecorded attempt is made again: at least once")
+	ds, err := c.Deliveries(context.Background(), outhook.DeliveryQuery{})
+	require.NoError(t, err)
+	require.Len(t, ds, 1)
+	require.Equal(t, outhook.DeliveryFailed, ds[0].Status, "not pending without a job")
+	require.Contains(t, ds[0].LastError, "disk on fire")
+	require.NoError(t, c.Redeliver(context.Background(), ds[0].ID), "it can be redelivered")
+	outhooktest.WaitIdle(t, c)
+}
+
+func TestHookTypeConflictsAreRefused(t *testing.T) {
+	reg := outhook.NewEventRegistry()
+	c, _ := setup(t, &outhook.Config{Registry: reg})
+	require.NoError(t, outhook.OnHook(c, incidentCreated, func(context.Context, IncidentCreated) error { return nil }, outhook.WorkQueue("audit")))
+
+	other := outhook.MustNewHook[IncidentResolved]("incident.created")
+	_, err := outhook.RegisterEvent(reg, outhook.EventDefinition[IncidentResolved]{Hook: other, DisplayName: "x"}, incidentPlugin)
+	require.ErrorContains(t, err, `hook "incident.created" carries outhook_test.IncidentCreated, not outhook_test.IncidentResolved`)
+	require.Empty(t, reg.Events(), "the conflicting event is not registered")
+
+	_, err = outhook.RegisterEvent(reg, outhook.EventDefinition[IncidentResolved]{Hook: incidentResolved, DisplayName: "Resolved"}, incidentPlugin)
+	require.NoError(t, err)
+	wrong := outhook.MustNewHook[IncidentCreated]("incident.resolved")
+	err = outhook.OnHook(c, wrong, func(context.Context, IncidentCreated) error { return nil }, outhook.WorkQueue("audit"))
+	require.ErrorContains(t, err, "carries")
+}
+
+// errorCounter is a slog handler that counts error records.
+type errorCounter struct {
+	slog.Handler
+	n atomic.Int32
+}
+
+func (h *errorCounter) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelError {
+		h.n.Add(1)
+	}
+	return nil
+}
+func (h *errorCounter) Enabled(context.Context, slog.Level) bool { return true }
+
+func TestCallsAfterStop(t *testing.T) {
+	reg := outhook.NewEventRegistry()
+	logs := &errorCounter{Handler: slog.DiscardHandler}
+	c, err := outhook.NewClient(&outhook.Config{Registry: reg, Logger: slog.New(logs)})
+	require.NoError(t, err)
+	require.NoError(t, c.Start(context.Background()))
+	require.NoError(t, c.Stop(context.Background()))
+
+	require.NoError(t, c.WaitIdle(context.Background()), "stopped with nothing left is idle")
+	require.ErrorIs(t, outhook.OnHook(c, incidentCreated, func(context.Context, IncidentCreated) error { return nil }, outhook.WorkQueue("late")), outhook.ErrClosed)
+	require.ErrorIs(t, c.Redeliver(context.Background(), "dlv_x"), outhook.ErrClosed)
+	// The registry outlives the client: registering later is not an error
+	// of the stopped client's.
+	_, err = outhook.RegisterEvent(reg, outhook.EventDefinition[IncidentCreated]{Hook: incidentCreated, DisplayName: "Created"}, incidentPlugin)
+	require.NoError(t, err)
+	require.Zero(t, logs.n.Load())
+}
+
+func TestWorkerGroupNamesArePerHook(t *testing.T) {
+	c, _ := setup(t, nil)
+	var n atomic.Int32
+	require.NoError(t, outhook.OnHook(c, incidentCreated, func(context.Context, IncidentCreated) error { n.Add(1); return nil }, outhook.WorkQueue("cache")))
+	require.NoError(t, outhook.OnHook(c, incidentResolved, func(context.Context, IncidentResolved) error { n.Add(1); return nil }, outhook.WorkQueue("cache")))
+	emit(t, c, incidentCreated, sampleIncident("inc-1"))
+	emit(t, c, incidentResolved, IncidentResolved{IncidentID: "inc-1", SystemIDs: []string{"s"}})
+	outhooktest.WaitIdle(t, c)
+	require.EqualValues(t, 2, n.Load())
+
+	noop := func(context.Context, IncidentCreated) error { return nil }
+	require.ErrorIs(t, outhook.OnHook(c, incidentCreated, noop, outhook.WorkQueue("broadcast.1")), outhook.ErrInvalidID)
+	require.NoError(t, outhook.OnHook(c, incidentCreated, noop, outhook.WorkQueue("broadcasting")))
+	require.NoError(t, outhook.OnHook(c, incidentCreated, noop, outhook.Broadcast()))
+	require.NoError(t, outhook.OnHook(c, incidentCreated, noop, outhook.Broadcast()))
+}
+
+func TestCancelledContext(t *testing.T) {
+	c, fake := setup(t, nil)
+	subscribe(t, c, outhook.Subscription{Events: []string{createdEvent}})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.ErrorIs(t, outhook.EmitHook(ctx, c, incidentCreated, sampleIncident("inc-1")), context.Canceled)
+	outhooktest.WaitIdle(t, c)
+	require.Empty(t, fake.Calls(), "a cancelled emit queues nothing")
+
+	fake.Script(outhooktest.FailPermanent(nil))
+	emit(t, c, incidentCreated, sampleIncident("inc-2"))
+	outhooktest.WaitIdle(t, c)
+	ds, err := c.Deliveries(context.Background(), outhook.DeliveryQuery{Status: outhook.DeliveryFailed})
+	require.NoError(t, err)
+	require.Len(t, ds, 1)
+	require.ErrorIs(t, c.Redeliver(ctx, ds[0].ID), context.Canceled)
+	d, err := c.Delivery(context.Background(), ds[0].ID)
+	require.NoError(t, err)
+	require.Equal(t, outhook.DeliveryFailed, d.Status, "a cancelled redelivery changes nothing")
+}
+
+func TestBatchLargerThanQueueIsRefused(t *testing.T) {
+	q, err := memqueue.New(&memqueue.Config{Capacity: 1, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	c, _ := setup(t, &outhook.Config{Queue: q})
+	// Two listeners: every emit is two jobs, more than the queue holds.
+	require.NoError(t, outhook.OnHook(c, incidentCreated, func(context.Context, IncidentCreated) error { return nil }, outhook.WorkQueue("a")))
+	err = outhook.EmitHook(context.Background(), c, incidentCreated, sampleIncident("inc-1"))
+	require.ErrorIs(t, err, outhook.ErrQueueFull)
+	require.ErrorContains(t, err, `"incident.created"`)
+}
+
+func TestZeroValuesAndNils(t *testing.T) {
+	var reg outhook.EventRegistry
+	ev, err := outhook.RegisterEvent(&reg, outhook.EventDefinition[IncidentCreated]{Hook: incidentCreated, DisplayName: "Created"}, incidentPlugin)
+	require.NoError(t, err)
+	require.Equal(t, createdEvent, ev.ID)
+	require.Len(t, reg.Categories(), 1)
+
+	require.Error(t, outhook.EmitHook(context.Background(), nil, incidentCreated, sampleIncident("x")))
+	require.Error(t, outhook.OnHook(nil, incidentCreated, func(context.Context, IncidentCreated) error { return nil }, outhook.WorkQueue("g")))
+	_, err = outhook.NewClient(&outhook.Config{Deliverers: []outhook.Deliverer{nil}})
+	require.ErrorContains(t, err, "Deliverers[0] is nil")
+	_, err = outhook.NewClient(&outhook.Config{Deliverers: []outhook.Deliverer{outhooktest.NewDeliverer("x"), outhooktest.NewDeliverer("x")}})
+	require.ErrorIs(t, err, outhook.ErrDuplicate)
+	_, err = outhook.NewClient(&outhook.Config{Deliverers: []outhook.Deliverer{outhooktest.NewDeliverer("bad id")}})
+	require.ErrorIs(t, err, outhook.ErrInvalidID)
+	_, err = outhook.NewClient(&outhook.Config{DeliveryTimeout: -1})
+	require.ErrorContains(t, err, "DeliveryTimeout")
+}
+
+func TestRedeliveryRestartsTheSchedule(t *testing.T) {
+	c, fake := setup(t, &outhook.Config{DeliveryRetry: outhooktest.NoDelay(2)})
+	fake.SetDefault(outhooktest.FailRetryable(nil))
+	subscribe(t, c, outhook.Subscription{Events: []string{createdEvent}})
+	emit(t, c, incidentCreated, sampleIncident("inc-1"))
+	outhooktest.WaitIdle(t, c)
+	ds, err := c.Deliveries(context.Background(), outhook.DeliveryQuery{})
+	require.NoError(t, err)
+	require.Len(t, ds[0].Attempts, 2)
+
+	require.NoError(t, c.Redeliver(context.Background(), ds[0].ID))
+	outhooktest.WaitIdle(t, c)
+	d, err := c.Delivery(context.Background(), ds[0].ID)
+	require.NoError(t, err)
+	require.Equal(t, outhook.DeliveryFailed, d.Status)
+	var triggers []outhook.AttemptTrigger
+	for _, a := range d.Attempts {
+		triggers = append(triggers, a.Trigger)
+		require.Equal(t, "fake", a.DelivererID)
+	}
+	require.Equal(t, []outhook.AttemptTrigger{"scheduled", "scheduled", "manual", "scheduled"}, triggers,
+		"a redelivery gets a full round of attempts again")
+	require.Empty(t, d.NextAttemptTrigger)
+}
+
+func TestHandlerTimeout(t *testing.T) {
+	c, _ := setup(t, &outhook.Config{HandlerTimeout: 10 * time.Millisecond, HandlerRetry: outhooktest.NoDelay(2)})
+	var runs atomic.Int32
+	require.NoError(t, outhook.OnHook(c, incidentCreated, func(ctx context.Context, p IncidentCreated) error {
+		runs.Add(1)
+		<-ctx.Done()
+		return ctx.Err()
+	}, outhook.WorkQueue("stuck")))
+	emit(t, c, incidentCreated, sampleIncident("inc-1"))
+	outhooktest.WaitIdle(t, c)
+	require.EqualValues(t, 2, runs.Load())
+	failed, err := c.FailedEvents(context.Background(), 10)
+	require.NoError(t, err)
+	require.Len(t, failed, 1)
+	require.Contains(t, failed[0].Errors[0].Error, "deadline exceeded")
+	_, err = outhook.NewClient(&outhook.Config{HandlerTimeout: -time.Second})
+	require.ErrorContains(t, err, "HandlerTimeout")
+}
+
+func TestDeliveryRecordJSON(t *testing.T) {
+	c, fake := setup(t, nil)
+	fake.Script(outhooktest.FailRetryable(errors.New("boom")))
+	subscribe(t, c, outhook.Subscription{Events: []string{createdEvent}})
+	emit(t, c, incidentCreated, sampleIncident("inc-1"))
+	outhooktest.WaitIdle(t, c)
+	ds, err := c.Deliveries(context.Background(), outhook.DeliveryQuery{EventID: createdEvent})
+	require.NoError(t, err)
+	b, err := json.Marshal(ds[0])
+	require.NoError(t, err)
+	var back outhook.Delivery
+	require.NoError(t, json.Unmarshal(b, &back))
+	require.Equal(t, ds[0].ID, back.ID)
+	require.Len(t, back.Attempts, 2)
+	require.Equal(t, "boom", back.Attempts[0].Error)
+	require.JSONEq(t, string(ds[0].Payload), string(back.Payload))
+}
+
+func TestWaitIdleAfterStopWithWorkLeft(t *testing.T) {
+	fake := outhooktest.NewDeliverer("fake").Script(outhooktest.FailRetryable(nil))
+	c, err := outhook.NewClient(&outhook.Config{Logger: quiet, Registry: newIncidentRegistry(t), Deliverers: []outhook.Deliverer{fake}})
+	require.NoError(t, err)
+	_, err = c.CreateSubscription(context.Background(), outhook.Subscription{Events: []string{createdEvent}, DelivererID: "fake"})
+	require.NoError(t, err)
+	require.NoError(t, c.Start(context.Background()))
+	emit(t, c, incidentCreated, sampleIncident("inc-1"))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, fake.WaitCalls(ctx, 1))
+	// The retry is 5 s away on the default schedule: Stop leaves it.
+	require.NoError(t, c.Stop(context.Background()))
+	require.ErrorIs(t, c.WaitIdle(context.Background()), outhook.ErrClosed)
+}
