@@ -25,7 +25,8 @@
 //
 // OnHook listens to a hook in one of two modes: WorkQueue(group), where each
 // event is handled once per group, retried on error (Config.HandlerRetry);
-// and Broadcast(), where every instance handles every event.
+// and Broadcast(), where every instance handles every event. One hook ID
+// carries one payload type, across listeners and events alike.
 //
 // # Events and the registry
 //
@@ -72,9 +73,10 @@
 // # Queues
 //
 // The client runs on a queue.Queue. The default, package memqueue, is
-// bounded (Enqueue waits for room until its context is done), runs delayed
-// retries from one timer, limits concurrency, and drains ready work on Stop.
-// Durable and multi-node backends implement the same interface.
+// bounded (EmitHook waits for room until its context is done; an event is
+// never dropped), runs delayed retries from one timer, limits concurrency,
+// and drains ready work on Stop. Durable and multi-node backends implement
+// the same interface.
 //
 // # Lifecycle
 //
