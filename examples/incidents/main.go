@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"text/tabwriter"
 	"time"
@@ -143,6 +144,7 @@ func (d *postDeliverer) Deliver(ctx context.Context, req *outhook.DeliveryReques
 // ---- the receiver: fails its first request, then accepts ----
 
 type receiver struct {
+	out      io.Writer
 	requests atomic.Int32
 }
 
@@ -154,29 +156,43 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	_ = json.NewDecoder(req.Body).Decode(&msg)
 	if n == 1 {
-		fmt.Printf("  receiver: #%d %-28s -> 503 (failing once on purpose)\n", n, msg.Type)
+		fmt.Fprintf(r.out, "  receiver: #%d %-28s -> 503 (failing once on purpose)\n", n, msg.Type)
 		http.Error(w, "warming up", http.StatusServiceUnavailable)
 		return
 	}
-	fmt.Printf("  receiver: #%d %-28s -> 204  data=%s\n", n, msg.Type, msg.Data)
+	fmt.Fprintf(r.out, "  receiver: #%d %-28s -> 204  data=%s\n", n, msg.Type, msg.Data)
 	w.WriteHeader(http.StatusNoContent)
 }
 
 func main() {
-	if err := run(); err != nil {
+	if err := run(os.Stdout); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run() error {
+// lockedWriter lets the receiver's goroutines and the main one print to one
+// writer.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func run(w io.Writer) error {
 	ctx := context.Background()
+	out := &lockedWriter{w: w}
 
 	// A receiver on loopback.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: &receiver{}, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: &receiver{out: out}, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 	url := "http://" + ln.Addr().String() + "/hooks"
@@ -186,10 +202,10 @@ func run() error {
 	if err := registerIncidentEvents(reg); err != nil {
 		return err
 	}
-	fmt.Println("Registered events:")
+	fmt.Fprintln(out, "Registered events:")
 	for _, cat := range reg.Categories() {
 		for _, ev := range cat.Events {
-			fmt.Printf("  [%s] %-28s %s\n", cat.Name, ev.ID, ev.DisplayName)
+			fmt.Fprintf(out, "  [%s] %-28s %s\n", cat.Name, ev.ID, ev.DisplayName)
 		}
 	}
 
@@ -197,9 +213,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	httpClient := &http.Client{Timeout: 5 * time.Second, CheckRedirect: noRedirects}
+	defer httpClient.CloseIdleConnections()
 	client, err := outhook.NewClient(&outhook.Config{
 		Registry:   reg,
-		Deliverers: []outhook.Deliverer{&postDeliverer{codec: codec, client: &http.Client{Timeout: 5 * time.Second, CheckRedirect: noRedirects}}},
+		Deliverers: []outhook.Deliverer{&postDeliverer{codec: codec, client: httpClient}},
 		// A demo-sized schedule; the default waits 5 s, 5 min, 30 min, ...
 		DeliveryRetry: outhook.RetryPolicy{NewBackOff: func() backoff.BackOff {
 			return outhook.NewSchedule(100*time.Millisecond, 500*time.Millisecond)
@@ -234,10 +252,10 @@ func run() error {
 	_, err = client.CreateSubscription(ctx, outhook.Subscription{
 		Events: []string{"incident.incident.created"}, DelivererID: "http-post", Config: json.RawMessage(`{"url":"ftp:/x"}`),
 	})
-	fmt.Printf("\nA subscription with a bad URL is refused:\n  %v\n", err)
+	fmt.Fprintf(out, "\nA subscription with a bad URL is refused:\n  %v\n", err)
 
 	// The application emits hooks where things happen.
-	fmt.Println("\nEmitting incidents:")
+	fmt.Fprintln(out, "\nEmitting incidents:")
 	emits := []error{
 		outhook.EmitHook(ctx, client, incidentCreated, IncidentCreated{
 			IncidentID: "inc-1", SystemIDs: []string{"sys-db", "sys-api"}, Title: "Primary database unreachable", Severity: "critical"}),
@@ -254,7 +272,7 @@ func run() error {
 	if !errors.Is(err, outhook.ErrInvalidPayload) {
 		return fmt.Errorf("expected a validation error, got %v", err)
 	}
-	fmt.Printf("  invalid payload refused:\n    %v\n", err)
+	fmt.Fprintf(out, "  invalid payload refused:\n    %v\n", err)
 
 	waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -272,8 +290,8 @@ func run() error {
 	for _, s := range list {
 		subs[s.ID] = s.Name
 	}
-	fmt.Println("\nDelivery log:")
-	tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(out, "\nDelivery log:")
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "  DELIVERY\tEVENT\tSUBSCRIPTION\tSTATUS\tATTEMPTS")
 	failures := 0
 	for i := len(deliveries) - 1; i >= 0; i-- {
@@ -297,7 +315,7 @@ func run() error {
 	if failures > 0 || len(deliveries) != 4 {
 		return fmt.Errorf("expected 4 succeeded deliveries, got %d deliveries with %d not succeeded", len(deliveries), failures)
 	}
-	fmt.Printf("\nAll %d deliveries succeeded (subscription %q got every incident event).\n", len(deliveries), all.Name)
+	fmt.Fprintf(out, "\nAll %d deliveries succeeded (subscription %q got every incident event).\n", len(deliveries), all.Name)
 	return nil
 }
 
