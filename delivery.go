@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/outhook/outhook/internal/ident"
 	"github.com/outhook/outhook/queue"
 )
 
@@ -120,6 +121,55 @@ func RetryAfter(err error, d time.Duration) error {
 	return &RetryAfterError{Err: err, After: d}
 }
 
+// GoneError marks a failure that means the destination no longer exists,
+// such as an HTTP 410 Gone or a Slack channel that was archived: the attempt
+// is not retried and the subscription is disabled, with the error as the
+// reason, until someone enables it again.
+type GoneError struct{ Err error }
+
+func (e *GoneError) Error() string { return e.Err.Error() }
+func (e *GoneError) Unwrap() error { return e.Err }
+
+// Gone marks err as a sign that the destination no longer exists: the
+// delivery fails at once and its subscription is disabled. It returns nil
+// for a nil err.
+func Gone(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &GoneError{Err: err}
+}
+
+// Error classes of failed attempts (Attempt.ErrorClass). A deliverer's error
+// gets its class from an ErrorClass() string method anywhere in its chain,
+// as the errors of package safehttp have; other errors are "timeout" when
+// they are deadline errors and "deliverer" otherwise.
+const (
+	ErrorClassTimeout    = "timeout"
+	ErrorClassDNS        = "dns"
+	ErrorClassConnect    = "connect"
+	ErrorClassTLS        = "tls"
+	ErrorClassBlocked    = "blocked"
+	ErrorClassHTTPStatus = "http_status"
+	ErrorClassDeliverer  = "deliverer"
+)
+
+// errorClass returns the class of a deliverer's error.
+func errorClass(err error) string {
+	if c, ok := errors.AsType[interface {
+		error
+		ErrorClass() string
+	}](err); ok {
+		if class := c.ErrorClass(); class != "" {
+			return class
+		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return ErrorClassTimeout
+	}
+	return ErrorClassDeliverer
+}
+
 // DeliveryStatus is where a delivery stands.
 type DeliveryStatus string
 
@@ -179,6 +229,8 @@ const (
 	// TriggerManual is the first attempt after Client.Redeliver; the retry
 	// schedule starts again from it.
 	TriggerManual AttemptTrigger = "manual"
+	// TriggerTest is an attempt made by Client.SendTest.
+	TriggerTest AttemptTrigger = "test"
 )
 
 // Attempt records one delivery attempt.
@@ -195,9 +247,13 @@ type Attempt struct {
 	Duration    time.Duration  `json:"duration"`
 	Outcome     AttemptOutcome `json:"outcome"`
 	Error       string         `json:"error,omitempty"`
-	StatusCode  int            `json:"statusCode,omitempty"`
-	Response    string         `json:"response,omitempty"`
-	ExternalID  string         `json:"externalId,omitempty"`
+	// ErrorClass classifies a failure: one of the ErrorClass constants
+	// ("timeout", "dns", "connect", "tls", "blocked", "http_status",
+	// "deliverer").
+	ErrorClass string `json:"errorClass,omitempty"`
+	StatusCode int    `json:"statusCode,omitempty"`
+	Response   string `json:"response,omitempty"`
+	ExternalID string `json:"externalId,omitempty"`
 	// RetryAfter is the wait the destination asked for, if any.
 	RetryAfter time.Duration `json:"retryAfter,omitempty"`
 	// NextAttemptAt is when the next attempt was scheduled; zero when this
@@ -211,6 +267,9 @@ func classify(err error) (outcome AttemptOutcome, retryAfter time.Duration) {
 		return AttemptSucceeded, 0
 	}
 	if _, ok := errors.AsType[*PermanentError](err); ok {
+		return AttemptPermanent, 0
+	}
+	if _, ok := errors.AsType[*GoneError](err); ok {
 		return AttemptPermanent, 0
 	}
 	if ra, ok := errors.AsType[*RetryAfterError](err); ok && ra.After > 0 {
@@ -287,4 +346,74 @@ func (c *Client) Redeliver(ctx context.Context, id string) error {
 		return ErrClosed
 	}
 	return err
+}
+
+// TestEventID is the event ID of test deliveries to subscriptions that
+// select no registered event.
+const TestEventID = "outhook.test"
+
+// SendTest makes one attempt, now, to deliver a test event to a
+// subscription (enabled or not) through its deliverer, so that a person can
+// check a destination before real events flow. The event is the first
+// registered event the subscription selects (TestEventID if none), and the
+// payload says it is a test:
+//
+//	{"test": true, "message": "...", "subscriptionId": "sub_..."}
+//
+// Nothing is queued, retried or stored. SendTest returns the attempt's
+// record, with Trigger TriggerTest, and the deliverer's error: nil when the
+// destination accepted the test. It returns an error and an empty Attempt
+// when no attempt could be made (unknown subscription, deliverer not
+// registered, client stopped).
+func (c *Client) SendTest(ctx context.Context, subscriptionID string) (Attempt, error) {
+	if c.closed.Load() {
+		return Attempt{}, ErrClosed
+	}
+	sub, err := c.store.GetSubscription(ctx, subscriptionID)
+	if err != nil {
+		return Attempt{}, err
+	}
+	dl, ok := c.deliverers[sub.DelivererID]
+	if !ok {
+		return Attempt{}, fmt.Errorf("%w: deliverer %q is not registered in this process", ErrNotFound, sub.DelivererID)
+	}
+	ev, found := c.testEvent(sub)
+	now := time.Now()
+	payload, err := json.Marshal(map[string]any{
+		"test":           true,
+		"message":        "This is a test event from outhook: if you can read it, subscription " + sub.ID + " reaches its destination.",
+		"subscriptionId": sub.ID,
+	})
+	if err != nil {
+		return Attempt{}, err
+	}
+	req := &DeliveryRequest{
+		DeliveryID:   ident.New("test_", now),
+		MessageID:    ident.New("msg_", now),
+		EventID:      TestEventID,
+		Subscription: *sub,
+		Payload:      payload,
+		OccurredAt:   now,
+		Attempt:      1,
+	}
+	if found {
+		req.EventID, req.Event = ev.ID, ev
+	}
+	a := Attempt{Number: 1, Trigger: TriggerTest, StartedAt: now, DelivererID: dl.ID()}
+	res, derr := c.callDeliverer(ctx, dl, req)
+	a.record(res, derr, time.Now())
+	return a, derr
+}
+
+// testEvent picks the event a test delivery to sub pretends to be.
+func (c *Client) testEvent(sub *Subscription) (Event, bool) {
+	events := c.registry.Events()
+	for _, sel := range sub.Events {
+		for _, ev := range events {
+			if ev.ID == sel || ident.IsPattern(sel) && ident.Match(sel, ev.ID) {
+				return ev, true
+			}
+		}
+	}
+	return Event{}, false
 }

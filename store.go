@@ -29,10 +29,10 @@ type Store interface {
 	// UpdateSubscription replaces a subscription. A missing ID is an error
 	// matching ErrNotFound.
 	UpdateSubscription(ctx context.Context, s *Subscription) error
-	// SetSubscriptionDisabled sets a subscription's Disabled flag and
-	// UpdatedAt as one step, leaving the rest as it is, and returns the
-	// result (ErrNotFound if missing).
-	SetSubscriptionDisabled(ctx context.Context, id string, disabled bool, at time.Time) (*Subscription, error)
+	// SetSubscriptionDisabled sets a subscription's Disabled flag,
+	// DisabledReason and UpdatedAt as one step, leaving the rest as it is,
+	// and returns the result (ErrNotFound if missing).
+	SetSubscriptionDisabled(ctx context.Context, id string, disabled bool, reason string, at time.Time) (*Subscription, error)
 	// DeleteSubscription removes a subscription (ErrNotFound if missing).
 	// Its deliveries stay.
 	DeleteSubscription(ctx context.Context, id string) error
@@ -192,7 +192,7 @@ func (s *MemoryStore) UpdateSubscription(ctx context.Context, sub *Subscription)
 }
 
 // SetSubscriptionDisabled implements Store.
-func (s *MemoryStore) SetSubscriptionDisabled(ctx context.Context, id string, disabled bool, at time.Time) (*Subscription, error) {
+func (s *MemoryStore) SetSubscriptionDisabled(ctx context.Context, id string, disabled bool, reason string, at time.Time) (*Subscription, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old, ok := s.subs[id]
@@ -200,7 +200,7 @@ func (s *MemoryStore) SetSubscriptionDisabled(ctx context.Context, id string, di
 		return nil, notFound("subscription", id)
 	}
 	sub := old.clone()
-	sub.Disabled, sub.UpdatedAt = disabled, at
+	sub.Disabled, sub.DisabledReason, sub.UpdatedAt = disabled, reason, at
 	s.subs[id] = sub
 	clear(s.matches) // routing skips disabled subscriptions
 	return sub, nil

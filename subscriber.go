@@ -141,11 +141,7 @@ func (c *Client) handleDelivery(ctx context.Context, job *queue.Job) queue.Resul
 		// The queue is shutting down: this attempt did not really happen.
 		return queue.Result{Disposition: queue.Retry, Err: ctx.Err()}
 	}
-	attempt.Duration = end.Sub(now)
-	attempt.StatusCode = res.StatusCode
-	attempt.Response = truncate(res.Response, MaxResponseExcerpt)
-	attempt.ExternalID = res.ExternalID
-	attempt.Outcome, attempt.RetryAfter = classify(err)
+	attempt.record(res, err, end)
 
 	u := DeliveryUpdate{UpdatedAt: end}
 	result := queue.Result{}
@@ -163,12 +159,12 @@ func (c *Client) handleDelivery(ctx context.Context, job *queue.Job) queue.Resul
 			u.Status = DeliveryFailed
 		}
 	}
-	if err != nil {
-		attempt.Error = err.Error()
-		u.LastError = attempt.Error
-	}
+	u.LastError = attempt.Error
 	if uerr := c.store.UpdateDelivery(ctx, d.ID, &attempt, u); uerr != nil {
 		return c.storeFailure(ctx, job, uerr)
+	}
+	if _, gone := errors.AsType[*GoneError](err); gone {
+		c.disableGone(ctx, sub.ID, err)
 	}
 	if err != nil {
 		c.log.Warn("outhook: delivery attempt failed", "delivery", d.ID, "event", d.EventID,
@@ -241,4 +237,26 @@ func (d *Delivery) round(a Attempt) int {
 		}
 	}
 	return n
+}
+
+// record fills in the outcome of an attempt that ended at end.
+func (a *Attempt) record(res DeliveryResult, err error, end time.Time) {
+	a.Duration = end.Sub(a.StartedAt)
+	a.StatusCode = res.StatusCode
+	a.Response = truncate(res.Response, MaxResponseExcerpt)
+	a.ExternalID = res.ExternalID
+	a.Outcome, a.RetryAfter = classify(err)
+	if err != nil {
+		a.Error, a.ErrorClass = err.Error(), errorClass(err)
+	}
+}
+
+// disableGone disables a subscription whose destination is gone.
+func (c *Client) disableGone(ctx context.Context, subID string, err error) {
+	reason := "destination gone: " + err.Error()
+	if _, derr := c.store.SetSubscriptionDisabled(context.WithoutCancel(ctx), subID, true, reason, time.Now()); derr != nil {
+		c.log.Error("outhook: cannot disable subscription whose destination is gone", "subscription", subID, "error", derr)
+		return
+	}
+	c.log.Warn("outhook: subscription disabled", "subscription", subID, "reason", reason)
 }

@@ -31,6 +31,9 @@ type Subscription struct {
 	// A new subscription is enabled unless it says otherwise; see also
 	// Client.SetSubscriptionEnabled.
 	Disabled bool `json:"disabled,omitempty"`
+	// DisabledReason says why outhook disabled the subscription (its
+	// destination is gone, for example); empty when a person did.
+	DisabledReason string `json:"disabledReason,omitempty"`
 	// Filter, if set, narrows the events by payload.
 	Filter *Filter `json:"filter,omitempty"`
 
@@ -182,7 +185,7 @@ func (c *Client) SetSubscriptionEnabled(ctx context.Context, id string, enabled 
 	if c.closed.Load() {
 		return Subscription{}, ErrClosed
 	}
-	s, err := c.store.SetSubscriptionDisabled(ctx, id, !enabled, time.Now())
+	s, err := c.store.SetSubscriptionDisabled(ctx, id, !enabled, "", time.Now())
 	if err != nil {
 		return Subscription{}, err
 	}
