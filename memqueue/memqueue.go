@@ -7,8 +7,12 @@
 //
 // # Capacity and back-pressure
 //
-// [Config.Capacity] bounds the jobs admitted and not yet finished: ready,
-// delayed and running jobs all count. [Queue.Enqueue] is all-or-none; when
+// [Config.Capacity] bounds the jobs ready to run or running: the work in
+// hand. Delayed jobs (retries waiting for their time, which can be hours
+// away) do not count, so that an endpoint that is down cannot stall the
+// emitters of every other event; they are bounded instead by the retry
+// schedule, which ends every job after a finite number of attempts, and
+// cost a few hundred bytes each. [Queue.Enqueue] is all-or-none; when
 // the queue has no room for all of a call's jobs it blocks until it has, or
 // until the caller's context is done, in which case it returns ctx.Err() and
 // admits nothing. A call holding more jobs than Capacity can never fit and
@@ -23,9 +27,10 @@
 //   - Enqueue calls made with a context derived from a handler's context,
 //     that is from inside a running handler of the same queue.
 //
-// Exempt jobs still count towards the queue's size afterwards, so the queue
-// may briefly hold more than Capacity jobs; external Enqueue calls then wait
-// until it has drained below Capacity again.
+// Exempt jobs, and delayed jobs that come due, still count once they are
+// ready, so the queue may briefly hold more than Capacity jobs in hand;
+// external Enqueue calls then wait until it has drained below Capacity
+// again.
 //
 // # Scheduling
 //
@@ -115,8 +120,8 @@ var (
 // Config configures a Queue. The zero value of every field selects its
 // default; negative values are invalid.
 type Config struct {
-	// Capacity bounds the jobs admitted by Enqueue and not yet finished
-	// (ready + delayed + running). Default 10_000.
+	// Capacity bounds the jobs ready to run or running; delayed jobs do not
+	// count (see the package documentation). Default 10_000.
 	Capacity int
 	// Concurrency is the number of handlers run at once across all groups.
 	// Default 32.
@@ -290,7 +295,7 @@ func (q *Queue) Enqueue(ctx context.Context, jobs ...*queue.Job) error {
 			q.mu.Unlock()
 			return queue.ErrClosed
 		}
-		if q.size()+len(jobs) <= q.capacity || q.fromHandler(ctx) {
+		if q.load()+len(jobs) <= q.capacity || q.fromHandler(ctx) {
 			break
 		}
 		if q.room == nil {
@@ -378,6 +383,10 @@ func (q *Queue) signal(n int) {
 		q.work.Signal()
 	}
 }
+
+// load is the number of jobs that count against the capacity: ready and
+// running. Call with mu held.
+func (q *Queue) load() int { return q.ready.n + q.running }
 
 // size is the number of unfinished jobs. Call with mu held.
 func (q *Queue) size() int {
@@ -653,6 +662,7 @@ func (q *Queue) apply(j *queue.Job, res queue.Result, now time.Time, errText str
 	case queue.Retry:
 		if res.RunAt.After(now) {
 			q.delay(j, res.RunAt)
+			q.wakeRoom() // delayed jobs do not count against the capacity
 		} else {
 			q.ready.push(j) // this worker takes it itself
 		}

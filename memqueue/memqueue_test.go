@@ -834,3 +834,27 @@ func BenchmarkEnqueue(b *testing.B) {
 	b.StopTimer()
 	require.NoError(b, q.Stop(ctx))
 }
+
+// Retries waiting for a later time do not take room from new work: a dead
+// endpoint must not stall every emitter.
+func TestDelayedJobsDoNotCountAgainstCapacity(t *testing.T) {
+	q := newQueue(t, &Config{Capacity: 2})
+	retried := make(chan struct{}, 10)
+	require.NoError(t, q.Subscribe("g", func(ctx context.Context, j *queue.Job) queue.Result {
+		if j.ID == "dead-endpoint" {
+			retried <- struct{}{}
+			return queue.Result{Disposition: queue.Retry, RunAt: time.Now().Add(time.Hour)}
+		}
+		return queue.Result{}
+	}, queue.GroupOptions{}))
+	start(t, q)
+	require.NoError(t, q.Enqueue(tctx(t), job("g", "dead-endpoint"), &queue.Job{ID: "later", Group: "g", RunAt: time.Now().Add(time.Hour)}))
+	<-retried
+	// Once the retry is delayed, both jobs wait an hour: the queue holds
+	// 2 jobs, its capacity, yet takes two more (Enqueue waits only while the
+	// retried job is still running).
+	require.NoError(t, q.Enqueue(shortCtx(t, 5*time.Second), job("g", "a"), job("g", "b")))
+	ready, delayed, running := q.Len()
+	require.Equal(t, 2, delayed)
+	require.LessOrEqual(t, ready+running, 2)
+}
