@@ -335,7 +335,56 @@ func (m *tagMapper) walkStruct(t reflect.Type, s *jsonschema.Schema) {
 		}
 		applyValidateRules(f.Type, prop, rules)
 		m.walkType(f.Type, prop)
+		if encodesNull(f, jsonTag[1:], rules) && unwrapNullable(prop) == prop && prop.Type != "null" && !isBoolSchema(prop) {
+			s.Properties.Set(name, &jsonschema.Schema{OneOf: []*jsonschema.Schema{prop, {Type: "null"}}})
+		}
 	}
+}
+
+// encodesNull reports whether a field can hold a nil value that
+// encoding/json writes as null and that validation accepts, in which case
+// the schema must accept null too. Nil pointers, slices, maps and
+// interfaces are written as null unless the json tag omits them; validator
+// refuses nil under required, skips it under omitempty, and otherwise runs
+// the field's rules on it: for slices and maps they see length 0, and for
+// pointers any rule but omitempty is taken to refuse nil.
+func encodesNull(f reflect.StructField, jsonOpts []string, rules []validateRule) bool {
+	switch f.Type.Kind() {
+	case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Interface:
+	default:
+		return false
+	}
+	if slices.Contains(jsonOpts, "omitempty") || slices.Contains(jsonOpts, "omitzero") {
+		return false
+	}
+	for _, r := range rules {
+		switch {
+		case r.tag == "dive":
+			return true
+		case r.tag == "omitempty" || r.tag == "omitnil" || r.tag == "omitzero":
+			return true
+		case r.or, r.tag == "required":
+			return false
+		case f.Type.Kind() == reflect.Slice || f.Type.Kind() == reflect.Map:
+			n, err := strconv.ParseInt(r.param, 0, 64)
+			switch r.tag {
+			case "max", "lte", "lt":
+				if r.tag == "lt" && (err != nil || n <= 0) {
+					return false
+				}
+			case "min", "gte", "len", "eq":
+				if err != nil || n > 0 {
+					return false
+				}
+			case "unique":
+			default:
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // resolve follows local references ("#" and "#/$defs/...") from s to the
@@ -507,6 +556,8 @@ func constrain(t reflect.Type, s *jsonschema.Schema, rules []validateRule, point
 				lengthKeywords(&c.MinLength, &c.MaxLength, validateRule{tag: "min", param: "1"})
 			case "number":
 				c.Not = &jsonschema.Schema{Const: json.Number("0")}
+			case "boolean":
+				c.Const = true // validator's required refuses false
 			}
 		default:
 			if !r.or {
@@ -568,6 +619,8 @@ func jsonKind(t reflect.Type, s *jsonschema.Schema) string {
 		return "array"
 	case reflect.Map:
 		return "object"
+	case reflect.Bool:
+		return "boolean"
 	}
 	return ""
 }
@@ -908,6 +961,9 @@ func mergeKeywords(dst, c *jsonschema.Schema) {
 	}
 	if dst.Enum == nil {
 		dst.Enum = c.Enum
+	}
+	if dst.Not == nil {
+		dst.Not = c.Not
 	}
 	dst.UniqueItems = dst.UniqueItems || c.UniqueItems
 	if c.AnyOf != nil {

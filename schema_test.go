@@ -28,6 +28,8 @@ type sampleIncident struct {
 	CreatedAt    time.Time         `json:"createdAt"`
 	Labels       map[string]string `json:"labels"`
 	Count        int               `json:"count" validate:"gte=0,lte=100"`
+	Priority     int               `json:"priority" validate:"required,lte=5"`
+	Paged        bool              `json:"paged" validate:"required"`
 }
 
 // sampleThread is recursive, directly and through a slice, and nests a
@@ -232,8 +234,16 @@ func TestGenerateSchemaOmitemptyLetsZeroValueThrough(t *testing.T) {
 	require.Equal(t, []any{"a", "b", ""}, props["code"].(map[string]any)["enum"])
 	require.Equal(t, map[string]any{"type": "string", "maxLength": 3.0}, props["short"])
 	require.Equal(t, []any{map[string]any{"const": 0.0}, map[string]any{"minimum": 1.0}}, props["level"].(map[string]any)["anyOf"])
-	require.Equal(t, map[string]any{"type": "string", "minLength": 2.0}, props["ptr"])
-	require.Equal(t, []any{map[string]any{"maxItems": 0.0}, map[string]any{"minItems": 1.0}}, props["list"].(map[string]any)["anyOf"])
+	// A nil pointer or slice is written as null, which omitempty/omitzero
+	// let through.
+	nullable := func(s any) map[string]any {
+		alts := s.(map[string]any)["oneOf"].([]any)
+		require.Len(t, alts, 2)
+		require.Equal(t, map[string]any{"type": "null"}, alts[1])
+		return alts[0].(map[string]any)
+	}
+	require.Equal(t, map[string]any{"type": "string", "minLength": 2.0}, nullable(props["ptr"]))
+	require.Equal(t, []any{map[string]any{"maxItems": 0.0}, map[string]any{"minItems": 1.0}}, nullable(props["list"])["anyOf"])
 }
 
 func TestGenerateSchemaNamedTypesKeepDefinitionsShared(t *testing.T) {

@@ -18,6 +18,8 @@ func validIncident() sampleIncident {
 		CreatedAt:  time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC),
 		Labels:     map[string]string{"team": "storage"},
 		Count:      3,
+		Priority:   2,
+		Paged:      true,
 	}
 }
 
