@@ -129,6 +129,12 @@ func NewClient(cfg *Config) (*Client, error) {
 	if c.handlerTimeout == 0 {
 		c.handlerTimeout = time.Minute
 	}
+	if err := c.deliveryRetry.validate("DeliveryRetry"); err != nil {
+		return nil, err
+	}
+	if err := c.handlerRetry.validate("HandlerRetry"); err != nil {
+		return nil, err
+	}
 	if c.log == nil {
 		c.log = slog.Default()
 	}

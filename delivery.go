@@ -332,7 +332,10 @@ func (c *Client) Redeliver(ctx context.Context, id string) error {
 	if _, err := c.store.ReopenDelivery(ctx, id, now); err != nil {
 		return err
 	}
-	err = c.queue.Enqueue(ctx, &queue.Job{ID: id, Group: deliveryGroup, Kind: kindDelivery, CreatedAt: now})
+	// The job of a redelivery has an ID of its own, so that it never shares
+	// one with a job of an earlier round that is still finishing.
+	jobID := fmt.Sprintf("%s.r%d", id, len(before.Attempts))
+	err = c.queue.Enqueue(ctx, &queue.Job{ID: jobID, Group: deliveryGroup, Kind: kindDelivery, Payload: []byte(id), CreatedAt: now})
 	if err == nil {
 		return nil
 	}

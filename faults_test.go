@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/outhook/outhook"
 	"github.com/outhook/outhook/memqueue"
 	"github.com/outhook/outhook/outhooktest"
@@ -283,4 +286,133 @@ func TestWaitIdleAfterStopWithWorkLeft(t *testing.T) {
 	// The retry is 5 s away on the default schedule: Stop leaves it.
 	require.NoError(t, c.Stop(context.Background()))
 	require.ErrorIs(t, c.WaitIdle(context.Background()), outhook.ErrClosed)
+}
+
+func TestRetryPolicyValidation(t *testing.T) {
+	_, err := outhook.NewClient(&outhook.Config{DeliveryRetry: outhook.RetryPolicy{NewBackOff: func() backoff.BackOff {
+		return backoff.NewExponentialBackOff() // gives up after 15 min of elapsed time: cannot work replayed
+	}}})
+	require.ErrorContains(t, err, "Config.DeliveryRetry: an ExponentialBackOff with MaxElapsedTime 15m0s would never stop")
+	_, err = outhook.NewClient(&outhook.Config{HandlerRetry: outhook.RetryPolicy{MaxRetryAfter: -1}})
+	require.ErrorContains(t, err, "HandlerRetry.MaxRetryAfter")
+	_, err = outhook.NewClient(&outhook.Config{HandlerRetry: outhook.RetryPolicy{NewBackOff: func() backoff.BackOff { return nil }}})
+	require.ErrorContains(t, err, "returned nil")
+	c, err := outhook.NewClient(&outhook.Config{Logger: quiet, DeliveryRetry: outhook.RetryPolicy{NewBackOff: func() backoff.BackOff {
+		b := backoff.NewExponentialBackOff()
+		b.MaxElapsedTime = 0
+		return backoff.WithMaxRetries(b, 5)
+	}}})
+	require.NoError(t, err)
+	require.NoError(t, c.Stop(context.Background()))
+}
+
+// TestStoreBlipLateInRetries: a brief store failure late in a delivery's
+// retries does not use up the delivery.
+func TestStoreBlipLateInRetries(t *testing.T) {
+	store := &blipStore{MemoryStore: outhook.NewMemoryStore(nil)}
+	c, fake := setup(t, &outhook.Config{Store: store, DeliveryRetry: outhooktest.NoDelay(10), HandlerRetry: outhooktest.NoDelay(3)})
+	fake.Script(outhooktest.FailRetryable(nil), outhooktest.FailRetryable(nil), outhooktest.FailRetryable(nil))
+	store.failGetAfterAttempts.Store(3)
+	subscribe(t, c, outhook.Subscription{Events: []string{createdEvent}})
+	emit(t, c, incidentCreated, sampleIncident("inc-1"))
+	outhooktest.WaitIdle(t, c)
+	ds, err := c.Deliveries(context.Background(), outhook.DeliveryQuery{})
+	require.NoError(t, err)
+	require.Equal(t, outhook.DeliverySucceeded, ds[0].Status, ds[0].LastError)
+	require.Len(t, ds[0].Attempts, 4)
+	require.EqualValues(t, 1, store.blips.Load())
+}
+
+// blipStore fails one GetDelivery once the delivery has the given number
+// of attempts.
+type blipStore struct {
+	*outhook.MemoryStore
+	failGetAfterAttempts atomic.Int32
+	blips                atomic.Int32
+}
+
+func (s *blipStore) GetDelivery(ctx context.Context, id string) (*outhook.Delivery, error) {
+	d, err := s.MemoryStore.GetDelivery(ctx, id)
+	if err == nil && len(d.Attempts) == int(s.failGetAfterAttempts.Load()) && s.blips.CompareAndSwap(0, 1) {
+		return nil, errors.New("transient store blip")
+	}
+	return d, err
+}
+
+// bigResponder answers with a long response body.
+type bigResponder struct{ *outhooktest.Deliverer }
+
+func (b bigResponder) Deliver(ctx context.Context, req *outhook.DeliveryRequest) (outhook.DeliveryResult, error) {
+	_, _ = b.Deliverer.Deliver(ctx, req)
+	return outhook.DeliveryResult{StatusCode: 202, Response: strings.Repeat("é", 20<<10), ExternalID: "ext-9"}, nil
+}
+
+func TestAttemptRecordsTimeAndResponseExcerpt(t *testing.T) {
+	big := bigResponder{outhooktest.NewDeliverer("big")}
+	c, _ := setup(t, &outhook.Config{Deliverers: []outhook.Deliverer{big}})
+	subscribe(t, c, outhook.Subscription{Events: []string{createdEvent}, DelivererID: "big"})
+	before := time.Now()
+	emit(t, c, incidentCreated, sampleIncident("inc-1"))
+	outhooktest.WaitIdle(t, c)
+	ds, err := c.Deliveries(context.Background(), outhook.DeliveryQuery{})
+	require.NoError(t, err)
+	a := ds[0].Attempts[0]
+	require.False(t, a.StartedAt.Before(before))
+	require.Positive(t, a.Duration)
+	require.Equal(t, 202, a.StatusCode)
+	require.Equal(t, "ext-9", a.ExternalID)
+	require.LessOrEqual(t, len(a.Response), outhook.MaxResponseExcerpt)
+	require.Greater(t, len(a.Response), outhook.MaxResponseExcerpt-2)
+	require.True(t, utf8.ValidString(a.Response), "cut on a rune boundary")
+}
+
+// recordingHandler keeps the messages and errors of warning records.
+type recordingHandler struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (h *recordingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *recordingHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *recordingHandler) WithGroup(string) slog.Handler            { return h }
+func (h *recordingHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Level < slog.LevelWarn {
+		return nil
+	}
+	line := r.Message
+	r.Attrs(func(a slog.Attr) bool {
+		line += " " + a.Key + "=" + a.Value.String()
+		return true
+	})
+	h.mu.Lock()
+	h.msgs = append(h.msgs, line)
+	h.mu.Unlock()
+	return nil
+}
+
+func TestTransformPanicIsLoggedWhenRetried(t *testing.T) {
+	reg := outhook.NewEventRegistry()
+	var calls atomic.Int32
+	outhook.MustRegisterEvent(reg, outhook.EventDefinition[IncidentCreated]{
+		Hook: incidentCreated, DisplayName: "Created",
+		TransformPayload: func(p IncidentCreated) (map[string]any, error) {
+			if calls.Add(1) == 1 {
+				panic("transform bug")
+			}
+			return map[string]any{"id": p.IncidentID}, nil
+		},
+	}, incidentPlugin)
+	logs := &recordingHandler{}
+	c, fake := setup(t, &outhook.Config{Registry: reg, Logger: slog.New(logs)})
+	subscribe(t, c, outhook.Subscription{Events: []string{createdEvent}})
+	emit(t, c, incidentCreated, sampleIncident("inc-1"))
+	outhooktest.WaitIdle(t, c)
+	require.Len(t, fake.Delivered(), 1)
+	logs.mu.Lock()
+	defer logs.mu.Unlock()
+	require.Len(t, logs.msgs, 1)
+	require.Contains(t, logs.msgs[0], "hook handler failed, will retry")
+	require.Contains(t, logs.msgs[0], "group=integration."+createdEvent)
+	require.Contains(t, logs.msgs[0], "attempt=1")
+	require.Contains(t, logs.msgs[0], `transform of event "incident.incident.created": panic: transform bug`)
 }

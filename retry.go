@@ -1,6 +1,7 @@
 package outhook
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"time"
 
@@ -16,6 +17,12 @@ import (
 // backoff.BackOff works (backoff.NewExponentialBackOff with MaxElapsedTime
 // 0, backoff.WithMaxRetries, backoff.ZeroBackOff in tests); backoff.Stop
 // ends the retries.
+//
+// Because every decision replays a fresh BackOff, a stop must count
+// attempts (backoff.WithMaxRetries, a Schedule's length): a stop on elapsed
+// time never comes, since each fresh BackOff has just started.
+// NewClient refuses an *backoff.ExponentialBackOff with a MaxElapsedTime
+// for that reason.
 type RetryPolicy struct {
 	// NewBackOff returns a fresh schedule. Nil means the default for the
 	// policy's use: DeliverySchedule for deliveries, HandlerSchedule for
@@ -121,4 +128,23 @@ func HandlerSchedule() backoff.BackOff {
 	b.MaxInterval = 5 * time.Minute
 	b.MaxElapsedTime = 0
 	return backoff.WithMaxRetries(b, 7)
+}
+
+// validate refuses policies whose stop condition cannot work when replayed.
+func (p RetryPolicy) validate(field string) error {
+	if p.MaxRetryAfter < 0 {
+		return fmt.Errorf("outhook: Config.%s.MaxRetryAfter must not be negative, got %s", field, p.MaxRetryAfter)
+	}
+	if p.NewBackOff == nil {
+		return nil
+	}
+	b := p.NewBackOff()
+	if b == nil {
+		return fmt.Errorf("outhook: Config.%s.NewBackOff returned nil", field)
+	}
+	if e, ok := b.(*backoff.ExponentialBackOff); ok && e.MaxElapsedTime > 0 {
+		return fmt.Errorf("outhook: Config.%s: an ExponentialBackOff with MaxElapsedTime %s would never stop, "+
+			"because each retry decision replays a fresh BackOff; set MaxElapsedTime to 0 and bound the retries with backoff.WithMaxRetries", field, e.MaxElapsedTime)
+	}
+	return nil
 }

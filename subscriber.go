@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/outhook/outhook/internal/ident"
@@ -89,12 +90,26 @@ func (c *Client) routeEvent(ctx context.Context, rec *eventRecord, job *queue.Jo
 	return ptrs, nil
 }
 
+// storeErrorPrefix marks the job errors of store failures, which the
+// delivery worker counts apart from delivery attempts.
+const storeErrorPrefix = "outhook: store: "
+
+// deliveryIDOf returns the delivery a delivery job is for: its payload, or
+// its ID for jobs made before a redelivery (whose job IDs differ from the
+// delivery's, so that the old and new jobs never share an ID).
+func deliveryIDOf(job *queue.Job) string {
+	if len(job.Payload) > 0 {
+		return string(job.Payload)
+	}
+	return job.ID
+}
+
 // handleDelivery makes one attempt of one delivery: the handler of the
 // delivery worker group.
 func (c *Client) handleDelivery(ctx context.Context, job *queue.Job) queue.Result {
-	d, err := c.store.GetDelivery(ctx, job.ID)
+	d, err := c.store.GetDelivery(ctx, deliveryIDOf(job))
 	if errors.Is(err, ErrNotFound) {
-		c.log.Warn("outhook: delivery job without a delivery record", "delivery", job.ID)
+		c.log.Warn("outhook: delivery job without a delivery record", "delivery", deliveryIDOf(job))
 		return queue.Result{}
 	}
 	if err != nil {
@@ -201,23 +216,34 @@ func (c *Client) abandon(ctx context.Context, job *queue.Job, d *Delivery, why s
 
 // storeFailure retries a delivery job whose store access failed, on the
 // handler schedule; the delivery itself is untouched.
+//
+// Store failures are counted apart from delivery attempts: the handler
+// schedule is indexed by the failures in a row, which a recorded attempt
+// ends, so a brief store outage late in a delivery's retries does not use
+// up the delivery.
 func (c *Client) storeFailure(ctx context.Context, job *queue.Job, err error) queue.Result {
 	if ctx.Err() != nil {
 		return queue.Result{Disposition: queue.Retry, Err: ctx.Err()}
 	}
-	at, ok := c.handlerRetry.retryAt(time.Now(), job.Attempt, 0, HandlerSchedule)
+	id := deliveryIDOf(job)
+	err = fmt.Errorf("%s%w", storeErrorPrefix, err)
+	inARow := 1
+	for i := len(job.Errors) - 1; i >= 0 && strings.HasPrefix(job.Errors[i].Error, storeErrorPrefix); i-- {
+		inARow++
+	}
+	at, ok := c.handlerRetry.retryAt(time.Now(), inARow, 0, HandlerSchedule)
 	if !ok {
 		// Leave no delivery pending without a job: mark it failed, so that
 		// it is listed and can be redelivered, if the store lets us.
-		u := DeliveryUpdate{Status: DeliveryFailed, LastError: "outhook: store failed: " + err.Error(), UpdatedAt: time.Now()}
-		if uerr := c.store.UpdateDelivery(context.WithoutCancel(ctx), job.ID, nil, u); uerr != nil && !errors.Is(uerr, ErrNotFound) {
-			c.log.Error("outhook: store failed, delivery left pending without a job", "delivery", job.ID, "error", err, "update_error", uerr)
+		u := DeliveryUpdate{Status: DeliveryFailed, LastError: err.Error(), UpdatedAt: time.Now()}
+		if uerr := c.store.UpdateDelivery(context.WithoutCancel(ctx), id, nil, u); uerr != nil && !errors.Is(uerr, ErrNotFound) {
+			c.log.Error("outhook: store failed, delivery left pending without a job", "delivery", id, "error", err, "update_error", uerr)
 		} else {
-			c.log.Error("outhook: store failed, giving up on delivery", "delivery", job.ID, "error", err)
+			c.log.Error("outhook: store failed, giving up on delivery", "delivery", id, "error", err)
 		}
 		return queue.Result{Disposition: queue.Dead, Err: err}
 	}
-	c.log.Warn("outhook: store failed, will retry delivery job", "delivery", job.ID, "error", err)
+	c.log.Warn("outhook: store failed, will retry delivery job", "delivery", id, "error", err)
 	return queue.Result{Disposition: queue.Retry, RunAt: at, Err: err}
 }
 

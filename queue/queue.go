@@ -43,10 +43,13 @@ var (
 
 // Job is one unit of work for one worker group.
 type Job struct {
-	// ID identifies the job within its group. (Group, ID) is unique among
-	// live jobs. The client uses a message ID for hook jobs, so the copies of
-	// one emitted event share an ID across groups, and a delivery ID for
-	// delivery jobs.
+	// ID identifies the job within its group. The client never enqueues a
+	// (Group, ID) that is live, except when it processes an event a second
+	// time (after a crash, say) and routes it again: a backend where that
+	// can happen must treat an Enqueue of a live (Group, ID) as done
+	// already, so that no delivery is in flight twice. The client uses a
+	// message ID for hook jobs, so the copies of one emitted event share an
+	// ID across groups, and a delivery ID for delivery jobs.
 	ID string
 	// Group is the worker group that processes the job.
 	Group string
