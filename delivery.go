@@ -151,6 +151,7 @@ const (
 	ErrorClassTLS        = "tls"
 	ErrorClassBlocked    = "blocked"
 	ErrorClassHTTPStatus = "http_status"
+	ErrorClassCanceled   = "canceled"
 	ErrorClassDeliverer  = "deliverer"
 )
 

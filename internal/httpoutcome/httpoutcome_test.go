@@ -1,0 +1,92 @@
+package httpoutcome
+
+import (
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/outhook/outhook"
+	"github.com/outhook/outhook/safehttp"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestFromResponse(t *testing.T) {
+	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	req, err := http.NewRequest(http.MethodPost, "https://example.com/hook?token=SECRET", nil)
+	require.NoError(t, err)
+	type want struct {
+		ok, permanent, gone bool
+		retryAfter          time.Duration
+	}
+	for _, tc := range []struct {
+		code       int
+		retryAfter string
+		policy     Policy
+		want       want
+	}{
+		{200, "", Policy{}, want{ok: true}},
+		{202, "", Policy{}, want{ok: true}},
+		{204, "", Policy{}, want{ok: true}},
+		{301, "", Policy{}, want{permanent: true}},
+		{302, "", Policy{}, want{permanent: true}},
+		{400, "", Policy{}, want{permanent: true}},
+		{401, "", Policy{}, want{permanent: true}},
+		{404, "", Policy{}, want{permanent: true}},
+		{404, "", Policy{Gone: []int{404}}, want{permanent: true, gone: true}},
+		{408, "", Policy{Retry: []int{408}}, want{}},
+		{410, "", Policy{}, want{permanent: true, gone: true}},
+		{429, "", Policy{}, want{}},
+		{429, "120", Policy{}, want{retryAfter: 2 * time.Minute}},
+		{429, now.Add(90 * time.Second).Format(http.TimeFormat), Policy{}, want{retryAfter: 90 * time.Second}},
+		{500, "", Policy{}, want{}},
+		{501, "", Policy{}, want{permanent: true}},
+		{502, "", Policy{}, want{}},
+		{503, "30", Policy{}, want{retryAfter: 30 * time.Second}},
+		{504, "", Policy{}, want{}},
+		{500, "30", Policy{}, want{}}, // Retry-After counts only where it means something
+	} {
+		resp := &safehttp.Response{StatusCode: tc.code, Status: http.StatusText(tc.code), Header: http.Header{}, Body: []byte("body")}
+		if tc.retryAfter != "" {
+			resp.Header.Set("Retry-After", tc.retryAfter)
+		}
+		tc.policy.Now = func() time.Time { return now }
+		res, err := FromResponse(req, resp, tc.policy)
+		name := http.StatusText(tc.code)
+		require.Equal(t, tc.code, res.StatusCode, name)
+		require.Equal(t, "body", res.Response, name)
+		if tc.want.ok {
+			require.NoError(t, err, name)
+			continue
+		}
+		require.Error(t, err, name)
+		require.NotContains(t, err.Error(), "SECRET", "URLs are redacted")
+		var pe *outhook.PermanentError
+		var ge *outhook.GoneError
+		var re *outhook.RetryAfterError
+		require.Equal(t, tc.want.permanent && !tc.want.gone, errors.As(err, &pe), "%d permanent", tc.code)
+		require.Equal(t, tc.want.gone, errors.As(err, &ge), "%d gone", tc.code)
+		if tc.want.retryAfter > 0 {
+			require.True(t, errors.As(err, &re), "%d retry-after", tc.code)
+			require.Equal(t, tc.want.retryAfter, re.After)
+		} else {
+			require.False(t, errors.As(err, &re), "%d retry-after", tc.code)
+		}
+		var se *safehttp.Error
+		require.True(t, errors.As(err, &se))
+		require.Equal(t, safehttp.ClassHTTPStatus, se.Class)
+	}
+}
+
+func TestFromError(t *testing.T) {
+	blocked := &safehttp.Error{Class: safehttp.ClassBlocked, Err: errors.New("10.0.0.1 is private")}
+	var pe *outhook.PermanentError
+	require.True(t, errors.As(FromError(blocked), &pe))
+	refused := &safehttp.Error{Class: safehttp.ClassConnect, Err: errors.New("connection refused")}
+	require.False(t, errors.As(FromError(refused), &pe))
+	plain := errors.New("x")
+	require.Equal(t, plain, FromError(plain))
+}

@@ -1,0 +1,364 @@
+package safehttp
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Version is the outhook version sent in the default User-Agent.
+const Version = "0.1.0"
+
+// Defaults for the zero values of Config.
+const (
+	DefaultTimeout    = 15 * time.Second
+	DefaultMaxBody    = 16 << 10
+	DefaultDrainLimit = 64 << 10
+)
+
+// Config configures a Client. The zero value (or a nil *Config) is a client
+// that refuses every non-public address, with a 15 s timeout.
+type Config struct {
+	// Timeout bounds a whole request, including reading the response. Zero
+	// means 15 s.
+	Timeout time.Duration
+	// Allow lists ranges that are otherwise blocked, such as
+	// netip.MustParsePrefix("127.0.0.0/8") in tests and demos. Nothing is
+	// allowed by default. An IPv4 prefix also allows the IPv4-mapped
+	// spelling of its addresses (127.0.0.0/8 allows ::ffff:127.0.0.1), but
+	// not ::1 nor the NAT64 or 6to4 spellings: list those separately.
+	Allow []netip.Prefix
+	// Proxy, if set, is used like http.Transport.Proxy; no proxy is taken
+	// from the environment otherwise. The guard then checks the proxy's
+	// address, the only one dialed (a proxy on a private address must be
+	// in Allow), and literal IP hosts in request URLs; the proxy is trusted
+	// to enforce its own policy on the host names it resolves.
+	Proxy func(*http.Request) (*url.URL, error)
+	// HTTPSOnly refuses plain http:// URLs (a permanent error of class
+	// blocked).
+	HTTPSOnly bool
+	// MaxBody is how many bytes of a response body are kept. Zero means
+	// 16 KiB.
+	MaxBody int
+	// DrainLimit is how many further bytes are read and discarded so the
+	// connection can be reused; beyond it the connection is closed. Zero
+	// means 64 KiB.
+	DrainLimit int64
+	// UserAgent is sent when the request has no User-Agent header. Zero
+	// means "outhook/" + Version.
+	UserAgent string
+	// Resolver resolves host names; nil means net.DefaultResolver. Tests
+	// inject one (see LookupFunc).
+	Resolver Resolver
+	// RootCAs, if set, replaces the system roots for verifying servers'
+	// certificates. It is meant for tests (the pool of an
+	// httptest.NewTLSServer) and private CAs.
+	RootCAs *x509.CertPool
+}
+
+// Resolver is the part of *net.Resolver the client needs.
+type Resolver interface {
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
+// LookupFunc adapts a function to Resolver (for tests, e.g. DNS rebinding).
+type LookupFunc func(ctx context.Context, network, host string) ([]netip.Addr, error)
+
+// LookupNetIP calls f.
+func (f LookupFunc) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
+	return f(ctx, network, host)
+}
+
+// Client is an outbound HTTP client with the SSRF guard. It is safe for
+// concurrent use; make one and share it.
+type Client struct {
+	timeout    time.Duration
+	maxBody    int
+	drainLimit int64
+	userAgent  string
+	httpsOnly  bool
+	allow      []netip.Prefix
+	resolver   Resolver
+	// dial connects to an address the guard has passed (an IP literal and
+	// port); tests replace it.
+	dial      func(ctx context.Context, network, address string) (net.Conn, error)
+	transport *http.Transport
+	hc        *http.Client
+}
+
+// Response is a response with its body read (up to MaxBody) and closed.
+type Response struct {
+	StatusCode int
+	Status     string // "200 OK"
+	Header     http.Header
+	Body       []byte // at most MaxBody bytes
+	Truncated  bool   // the body was longer than MaxBody
+}
+
+// New returns a Client for cfg; nil means the defaults. It refuses negative
+// durations and sizes and invalid Allow prefixes, naming the field.
+func New(cfg *Config) (*Client, error) {
+	if cfg == nil {
+		cfg = &Config{}
+	}
+	switch {
+	case cfg.Timeout < 0:
+		return nil, fmt.Errorf("safehttp: Config.Timeout is negative (%v)", cfg.Timeout)
+	case cfg.MaxBody < 0:
+		return nil, fmt.Errorf("safehttp: Config.MaxBody is negative (%d)", cfg.MaxBody)
+	case cfg.DrainLimit < 0:
+		return nil, fmt.Errorf("safehttp: Config.DrainLimit is negative (%d)", cfg.DrainLimit)
+	}
+	allow, err := normalizeAllow(cfg.Allow)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{
+		timeout:    cfg.Timeout,
+		maxBody:    cfg.MaxBody,
+		drainLimit: cfg.DrainLimit,
+		userAgent:  cfg.UserAgent,
+		httpsOnly:  cfg.HTTPSOnly,
+		allow:      allow,
+		resolver:   cfg.Resolver,
+	}
+	if c.timeout == 0 {
+		c.timeout = DefaultTimeout
+	}
+	if c.maxBody == 0 {
+		c.maxBody = DefaultMaxBody
+	}
+	if c.drainLimit == 0 {
+		c.drainLimit = DefaultDrainLimit
+	}
+	if c.userAgent == "" {
+		c.userAgent = "outhook/" + Version
+	}
+	if c.resolver == nil {
+		c.resolver = net.DefaultResolver
+	}
+	dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: c.control}
+	c.dial = dialer.DialContext
+	c.transport = &http.Transport{
+		Proxy:                 cfg.Proxy,
+		DialContext:           c.dialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          100,
+		MaxIdleConnsPerHost:   16, // deliverers send many requests to few hosts
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: 1 * time.Second,
+		TLSClientConfig:       &tls.Config{RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12},
+	}
+	c.hc = &http.Client{
+		Transport: c.transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+	return c, nil
+}
+
+// Close releases idle connections. The client stays usable.
+func (c *Client) Close() { c.transport.CloseIdleConnections() }
+
+// Do sends req once (no retries, no redirects) under ctx and Config.Timeout
+// and returns the response with its body read up to MaxBody (the rest
+// drained within DrainLimit and discarded; the body is closed). A 3xx is
+// returned as a response, never followed; any status is a response, not an
+// error (see StatusError). Every error is an *Error with a redacted URL. The
+// request is not modified; like http.Client.Do, Do closes its body.
+func (c *Client) Do(ctx context.Context, req *http.Request) (*Response, error) {
+	if req == nil {
+		return nil, &Error{Class: ClassBlocked, Op: "guard", Err: blockedf("nil request")}
+	}
+	method, rurl := methodOf(req), ""
+	if req.URL != nil {
+		rurl = Redact(req.URL.String())
+	}
+	if err := c.precheck(req); err != nil {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, &Error{Class: ClassBlocked, Method: method, URL: rurl, Op: "guard", Err: err}
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, c.timeout, &ownTimeout{c.timeout})
+	defer cancel()
+	r := req.WithContext(ctx)
+	r.Header = req.Header.Clone()
+	if r.Header == nil {
+		r.Header = make(http.Header)
+	}
+	if _, ok := r.Header["User-Agent"]; !ok {
+		r.Header.Set("User-Agent", c.userAgent)
+	}
+	resp, err := c.hc.Do(r)
+	if err != nil {
+		return nil, wrap(ctx, method, rurl, "request", err)
+	}
+	defer resp.Body.Close()
+	body, truncated, err := c.readBody(resp)
+	if err != nil {
+		return nil, wrap(ctx, method, rurl, "read", err)
+	}
+	return &Response{
+		StatusCode: resp.StatusCode,
+		Status:     resp.Status,
+		Header:     resp.Header,
+		Body:       body,
+		Truncated:  truncated,
+	}, nil
+}
+
+// precheck refuses what can be refused before dialing: a missing URL or
+// host, a scheme other than http(s), plain http with HTTPSOnly, and a
+// literal IP host the guard refuses (checked here too, so that it is refused
+// even when a proxy is dialed instead).
+func (c *Client) precheck(req *http.Request) error {
+	u := req.URL
+	if u == nil {
+		return blockedf("request has no URL")
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "https":
+	case "http":
+		if c.httpsOnly {
+			return blockedf("plain http:// is refused (HTTPSOnly)")
+		}
+	default:
+		return blockedf("scheme %q is refused (http and https only)", u.Scheme)
+	}
+	host := u.Hostname()
+	if host == "" {
+		return blockedf("URL has no host")
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		return checkAddr(a, c.allow)
+	}
+	return nil
+}
+
+// readBody keeps up to maxBody bytes, then drains up to drainLimit more so
+// the connection can be reused; Close (by the caller) then closes a
+// connection whose body is not at its end.
+func (c *Client) readBody(resp *http.Response) ([]byte, bool, error) {
+	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(c.maxBody)+1))
+	if err != nil {
+		return nil, false, err
+	}
+	if len(body) <= c.maxBody {
+		return body[:len(body):len(body)], false, nil
+	}
+	_, _ = io.CopyN(io.Discard, resp.Body, c.drainLimit)
+	return body[:c.maxBody:c.maxBody], true, nil
+}
+
+// dialContext is the transport's dialer: it resolves the host with the
+// configured resolver, refuses the connection if the guard refuses any of
+// the addresses, and dials the checked IP literals in turn, so the address
+// connected to is one that was checked (DNS cannot change in between).
+func (c *Client) dialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	host, portStr, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, err
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil {
+		return nil, fmt.Errorf("safehttp: bad port in %q", address)
+	}
+	var addrs []netip.Addr
+	if a, err := netip.ParseAddr(host); err == nil {
+		if err := checkAddr(a, c.allow); err != nil {
+			return nil, err
+		}
+		addrs = []netip.Addr{a}
+	} else {
+		ips, err := c.resolver.LookupNetIP(ctx, ipNetwork(network), host)
+		if err != nil {
+			return nil, err
+		}
+		for _, ip := range ips {
+			if err := checkAddr(ip, c.allow); err != nil {
+				if ge, ok := err.(*guardError); ok {
+					ge.host = host
+				}
+				return nil, err
+			}
+		}
+		addrs = ips
+	}
+	var first error
+	for i, a := range addrs {
+		a = a.Unmap()
+		if (network == "tcp4" && !a.Is4()) || (network == "tcp6" && !a.Is6()) {
+			continue
+		}
+		dctx, cancel := ctx, context.CancelFunc(func() {})
+		if deadline, ok := ctx.Deadline(); ok && len(addrs)-i > 1 {
+			dctx, cancel = context.WithDeadline(ctx, partialDeadline(time.Now(), deadline, len(addrs)-i))
+		}
+		conn, err := c.dial(dctx, network, netip.AddrPortFrom(a, uint16(port)).String())
+		cancel()
+		if err == nil {
+			return conn, nil
+		}
+		if first == nil {
+			first = err
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if first == nil {
+		first = &net.DNSError{Err: "no address for " + network, Name: host, IsNotFound: true}
+	}
+	return nil, first
+}
+
+// control checks, as a second line of defense, the address a socket is
+// about to connect to.
+func (c *Client) control(_, address string, _ syscall.RawConn) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return blockedf("cannot check dialed address %q", address)
+	}
+	return checkAddr(ap.Addr(), c.allow)
+}
+
+func ipNetwork(network string) string {
+	switch network {
+	case "tcp4":
+		return "ip4"
+	case "tcp6":
+		return "ip6"
+	}
+	return "ip"
+}
+
+// partialDeadline shares the time left among the addresses left to try,
+// giving each at least 2 s when there is that much (as package net does).
+func partialDeadline(now, deadline time.Time, remaining int) time.Time {
+	left := deadline.Sub(now)
+	if left <= 0 {
+		return deadline
+	}
+	each := left / time.Duration(remaining)
+	const minimum = 2 * time.Second
+	if each < minimum {
+		each = min(left, minimum)
+	}
+	return now.Add(each)
+}
