@@ -64,6 +64,7 @@ type Client struct {
 	store           Store
 	queue           queue.Queue
 	deliverers      map[string]Deliverer
+	secrets         map[string]*secretTree // by deliverer ID: the secret fields of its config
 	deliveryRetry   RetryPolicy
 	handlerRetry    RetryPolicy
 	deliveryTimeout time.Duration
@@ -109,6 +110,7 @@ func NewClient(cfg *Config) (*Client, error) {
 		store:           cfg.Store,
 		queue:           cfg.Queue,
 		deliverers:      map[string]Deliverer{},
+		secrets:         map[string]*secretTree{},
 		deliveryRetry:   cfg.DeliveryRetry,
 		handlerRetry:    cfg.HandlerRetry,
 		deliveryTimeout: cfg.DeliveryTimeout,
@@ -156,6 +158,11 @@ func NewClient(cfg *Config) (*Client, error) {
 			return nil, fmt.Errorf("%w: two deliverers have ID %q", ErrDuplicate, id)
 		}
 		c.deliverers[id] = d
+		secrets, err := secretsOf(d.ConfigSchema())
+		if err != nil {
+			return nil, fmt.Errorf("outhook: deliverer %q: %w", id, err)
+		}
+		c.secrets[id] = secrets
 	}
 	if c.queue == nil {
 		q, err := memqueue.New(&memqueue.Config{Logger: c.log})

@@ -153,7 +153,7 @@ func (c *Client) CreateSubscription(ctx context.Context, sub Subscription) (Subs
 	if err := c.store.CreateSubscription(ctx, s); err != nil {
 		return Subscription{}, err
 	}
-	return *s.clone(), nil
+	return c.view(s), nil
 }
 
 // UpdateSubscription validates sub and replaces the stored subscription with
@@ -168,6 +168,13 @@ func (c *Client) UpdateSubscription(ctx context.Context, sub Subscription) (Subs
 		return Subscription{}, err
 	}
 	s := sub.clone()
+	if s.DelivererID == old.DelivererID {
+		// Secrets the caller was shown masked, and sent back as they were,
+		// keep their stored values.
+		if s.Config, err = c.secrets[s.DelivererID].restoreConfig(s.Config, old.Config); err != nil {
+			return Subscription{}, &SubscriptionError{Field: "config", Reason: "cannot restore masked secrets", Err: err}
+		}
+	}
 	if err := c.validateSubscription(s); err != nil {
 		return Subscription{}, err
 	}
@@ -175,7 +182,7 @@ func (c *Client) UpdateSubscription(ctx context.Context, sub Subscription) (Subs
 	if err := c.store.UpdateSubscription(ctx, s); err != nil {
 		return Subscription{}, err
 	}
-	return *s.clone(), nil
+	return c.view(s), nil
 }
 
 // SetSubscriptionEnabled enables or disables a subscription. Deliveries of a
@@ -189,7 +196,7 @@ func (c *Client) SetSubscriptionEnabled(ctx context.Context, id string, enabled 
 	if err != nil {
 		return Subscription{}, err
 	}
-	return *s.clone(), nil
+	return c.view(s), nil
 }
 
 // DeleteSubscription removes a subscription. Its deliveries stay in the
@@ -207,7 +214,7 @@ func (c *Client) Subscription(ctx context.Context, id string) (Subscription, err
 	if err != nil {
 		return Subscription{}, err
 	}
-	return *s.clone(), nil
+	return c.view(s), nil
 }
 
 // Subscriptions returns every subscription, oldest first.
@@ -218,7 +225,7 @@ func (c *Client) Subscriptions(ctx context.Context) ([]Subscription, error) {
 	}
 	out := make([]Subscription, len(subs))
 	for i, s := range subs {
-		out[i] = *s.clone()
+		out[i] = c.view(s)
 	}
 	return out, nil
 }
@@ -263,4 +270,12 @@ func (c *Client) validateSubscription(s *Subscription) error {
 		}
 	}
 	return nil
+}
+
+// view returns a copy of a stored subscription for a caller, with the
+// secrets of its config masked (see SecretMask).
+func (c *Client) view(s *Subscription) Subscription {
+	v := *s.clone()
+	v.Config = c.secrets[v.DelivererID].maskConfig(v.Config)
+	return v
 }

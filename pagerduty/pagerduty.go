@@ -64,7 +64,7 @@ const maxTemplateOutput = 8 << 10
 
 // Config is a subscription's configuration of the PagerDuty deliverer.
 type Config struct {
-	RoutingKey      string            `json:"routingKey" validate:"required,len=32" description:"Integration key (32 characters) of an Events API v2 integration on a PagerDuty service or ruleset. A secret: never shown in errors or attempt records."`
+	RoutingKey      string            `json:"routingKey" validate:"required,len=32" jsonschema:"writeOnly=true" description:"Integration key (32 characters) of an Events API v2 integration on a PagerDuty service or ruleset. A secret: never shown in errors or attempt records."`
 	Actions         []ActionRule      `json:"actions,omitempty" validate:"omitempty,max=50,dive" description:"Ordered rules choosing the event_action of each event: the first rule whose pattern matches the event ID wins. Events no rule matches (and every event when there are no rules) trigger."`
 	DedupKeyField   string            `json:"dedupKeyField,omitempty" validate:"omitempty,max=256" description:"Dot path of the payload field whose value is the dedup_key, such as incidentId or incident.id, so that the trigger and the resolve of one incident pair up. When unset, or when the field is missing or not a scalar, the delivery ID is used."`
 	SummaryTemplate string            `json:"summaryTemplate,omitempty" validate:"omitempty,max=4096" description:"Go text/template for payload.summary, with .EventID, .Event.DisplayName, .Event.Category, .DeliveryID, .OccurredAt and .Payload.<field>. Cut to 1024 characters. Default: the event's display name (or ID) and the payload's title, summary, name or message field."`

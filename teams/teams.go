@@ -43,7 +43,7 @@ const (
 
 // Config is a subscription's configuration of the Teams deliverer.
 type Config struct {
-	WebhookURL    string `json:"webhookUrl" validate:"required,https_url,max=2048" description:"The workflow's webhook URL (Teams: Workflows > Post to a channel when a webhook request is received), https on *.logic.azure.com, *.powerplatform.com or *.webhook.office.com. A secret, sig parameter included: never shown in errors or attempt records."`
+	WebhookURL    string `json:"webhookUrl" validate:"required,https_url,max=2048" jsonschema:"writeOnly=true" description:"The workflow's webhook URL (Teams: Workflows > Post to a channel when a webhook request is received), https on *.logic.azure.com, *.powerplatform.com or *.webhook.office.com. A secret, sig parameter included: never shown in errors or attempt records."`
 	TitleTemplate string `json:"titleTemplate,omitempty" validate:"omitempty,max=2048" description:"Go text/template for the card's title, with .EventID, .Event.DisplayName, .Event.Category, .DeliveryID, .OccurredAt and .Payload.<field>. Default: the event's display name, or its ID."`
 	TextTemplate  string `json:"textTemplate,omitempty" validate:"omitempty,max=8192" description:"Go text/template for a paragraph under the title (same data as titleTemplate). Default: none."`
 }

@@ -56,22 +56,22 @@ type Config struct {
 
 // Secret is a symmetric signing secret.
 type Secret struct {
-	Secret   string    `json:"secret" validate:"required" description:"whsec_ followed by the base64 of 24 to 64 random bytes."`
+	Secret   string    `json:"secret" validate:"required" jsonschema:"writeOnly=true" description:"whsec_ followed by the base64 of 24 to 64 random bytes."`
 	NotAfter time.Time `json:"notAfter,omitzero" description:"When the secret stops signing (RFC 3339); absent means never."`
 }
 
 // SigningKey is an ed25519 private key for v1a signatures.
 type SigningKey struct {
-	Key      string    `json:"key" validate:"required" description:"whsk_ followed by the base64 of an ed25519 private key (32-byte seed, or 64-byte seed and public key)."`
+	Key      string    `json:"key" validate:"required" jsonschema:"writeOnly=true" description:"whsk_ followed by the base64 of an ed25519 private key (32-byte seed, or 64-byte seed and public key)."`
 	NotAfter time.Time `json:"notAfter,omitzero" description:"When the key stops signing (RFC 3339); absent means never."`
 }
 
 // Auth is an Authorization header to send with every request.
 type Auth struct {
 	Type     string `json:"type" validate:"required,oneof=bearer basic" description:"bearer or basic."`
-	Token    string `json:"token,omitempty" validate:"required_if=Type bearer,max=4096" description:"Bearer token (type bearer)."`
+	Token    string `json:"token,omitempty" validate:"required_if=Type bearer,max=4096" jsonschema:"writeOnly=true" description:"Bearer token (type bearer)."`
 	Username string `json:"username,omitempty" validate:"required_if=Type basic,max=256" description:"User name (type basic)."`
-	Password string `json:"password,omitempty" validate:"max=1024" description:"Password (type basic)."`
+	Password string `json:"password,omitempty" validate:"max=1024" jsonschema:"writeOnly=true" description:"Password (type basic)."`
 }
 
 // String hides the secret, so that printing a Config does not reveal it.

@@ -1,0 +1,235 @@
+package outhook
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// SecretMask stands in for the secret values of a subscription's config in
+// everything the client returns: Subscription, Subscriptions and the
+// results of CreateSubscription, UpdateSubscription and
+// SetSubscriptionEnabled. A deliverer marks a config field secret with
+// "writeOnly": true in its ConfigSchema (the invopop tag
+// jsonschema:"writeOnly=true"). Deliverers themselves get the real values.
+//
+// An update may send SecretMask back unchanged for a secret it does not
+// mean to change: the stored value is kept. A UI can thus show a config
+// form with secrets masked and never receive them.
+const SecretMask = "[secret]"
+
+// secretTree marks the secret fields of a config, as read from the
+// writeOnly keywords of its JSON Schema.
+type secretTree struct {
+	secret bool
+	props  map[string]*secretTree
+	items  *secretTree // array elements
+	values *secretTree // values of an object used as a map
+}
+
+// secretsOf reads the secret fields of a config schema. It returns nil when
+// the schema marks none.
+func secretsOf(schema json.RawMessage) (*secretTree, error) {
+	if len(schema) == 0 {
+		return nil, nil
+	}
+	var root map[string]any
+	if err := json.Unmarshal(schema, &root); err != nil {
+		return nil, fmt.Errorf("read config schema: %w", err)
+	}
+	defs, _ := root["$defs"].(map[string]any)
+	t := buildSecretTree(root, root, defs, 0)
+	if t.empty() {
+		return nil, nil
+	}
+	return t, nil
+}
+
+func buildSecretTree(s, root, defs map[string]any, depth int) *secretTree {
+	t := &secretTree{}
+	if s == nil || depth > 16 { // recursive schemas: secrets deeper than this are not found
+		return t
+	}
+	if ref, ok := s["$ref"].(string); ok {
+		switch {
+		case ref == "#":
+			s = root
+		case strings.HasPrefix(ref, "#/$defs/"):
+			s, _ = defs[strings.TrimPrefix(ref, "#/$defs/")].(map[string]any)
+		}
+		if s == nil {
+			return t
+		}
+	}
+	t.secret, _ = s["writeOnly"].(bool)
+	if props, ok := s["properties"].(map[string]any); ok {
+		for name, p := range props {
+			if ps, ok := p.(map[string]any); ok {
+				if sub := buildSecretTree(ps, root, defs, depth+1); !sub.empty() {
+					if t.props == nil {
+						t.props = map[string]*secretTree{}
+					}
+					t.props[name] = sub
+				}
+			}
+		}
+	}
+	if items, ok := s["items"].(map[string]any); ok {
+		if sub := buildSecretTree(items, root, defs, depth+1); !sub.empty() {
+			t.items = sub
+		}
+	}
+	if ap, ok := s["additionalProperties"].(map[string]any); ok {
+		if sub := buildSecretTree(ap, root, defs, depth+1); !sub.empty() {
+			t.values = sub
+		}
+	}
+	// Alternatives (such as a nullable field's oneOf): a field secret in any
+	// of them is secret.
+	for _, key := range []string{"oneOf", "anyOf", "allOf"} {
+		alts, _ := s[key].([]any)
+		for _, a := range alts {
+			if as, ok := a.(map[string]any); ok {
+				t.merge(buildSecretTree(as, root, defs, depth+1))
+			}
+		}
+	}
+	return t
+}
+
+func (t *secretTree) empty() bool {
+	return t == nil || !t.secret && len(t.props) == 0 && t.items == nil && t.values == nil
+}
+
+func (t *secretTree) merge(o *secretTree) {
+	if o.empty() {
+		return
+	}
+	t.secret = t.secret || o.secret
+	for name, sub := range o.props {
+		if t.props == nil {
+			t.props = map[string]*secretTree{}
+		}
+		if t.props[name] == nil {
+			t.props[name] = &secretTree{}
+		}
+		t.props[name].merge(sub)
+	}
+	if o.items != nil {
+		if t.items == nil {
+			t.items = &secretTree{}
+		}
+		t.items.merge(o.items)
+	}
+	if o.values != nil {
+		if t.values == nil {
+			t.values = &secretTree{}
+		}
+		t.values.merge(o.values)
+	}
+}
+
+// maskConfig returns config with every secret value that is set replaced
+// by SecretMask. Empty and null values stay as they are, so a reader can
+// tell a secret that is set from one that is not.
+func (t *secretTree) maskConfig(config json.RawMessage) json.RawMessage {
+	if t.empty() || len(config) == 0 {
+		return config
+	}
+	doc, err := decodeConfig(config)
+	if err != nil {
+		// Not JSON we can walk: hide it whole rather than risk a leak.
+		return json.RawMessage(`"` + SecretMask + `"`)
+	}
+	out, err := json.Marshal(t.mask(doc))
+	if err != nil {
+		return json.RawMessage(`"` + SecretMask + `"`)
+	}
+	return out
+}
+
+func (t *secretTree) mask(v any) any {
+	if t.empty() || v == nil {
+		return v
+	}
+	if t.secret {
+		if s, ok := v.(string); ok && s == "" {
+			return v
+		}
+		return SecretMask
+	}
+	switch v := v.(type) {
+	case map[string]any:
+		for k, el := range v {
+			if sub := t.props[k]; sub != nil {
+				v[k] = sub.mask(el)
+			} else if t.values != nil && t.props == nil {
+				v[k] = t.values.mask(el)
+			}
+		}
+	case []any:
+		for i, el := range v {
+			v[i] = t.items.mask(el)
+		}
+	}
+	return v
+}
+
+// restoreConfig returns next with every secret value that is SecretMask
+// replaced by the value at the same place in prev, so an update can leave
+// secrets it was never shown untouched.
+func (t *secretTree) restoreConfig(next, prev json.RawMessage) (json.RawMessage, error) {
+	if t.empty() || len(next) == 0 || !bytes.Contains(next, []byte(SecretMask)) {
+		return next, nil
+	}
+	n, err := decodeConfig(next)
+	if err != nil {
+		return next, nil // invalid JSON: the deliverer's validation says so
+	}
+	p, _ := decodeConfig(prev)
+	return json.Marshal(t.restore(n, p))
+}
+
+func (t *secretTree) restore(next, prev any) any {
+	if t.empty() {
+		return next
+	}
+	if t.secret {
+		if s, ok := next.(string); ok && s == SecretMask {
+			return prev
+		}
+		return next
+	}
+	switch n := next.(type) {
+	case map[string]any:
+		pm, _ := prev.(map[string]any)
+		for k, el := range n {
+			if sub := t.props[k]; sub != nil {
+				n[k] = sub.restore(el, pm[k])
+			} else if t.values != nil && t.props == nil {
+				n[k] = t.values.restore(el, pm[k])
+			}
+		}
+	case []any:
+		pa, _ := prev.([]any)
+		for i, el := range n {
+			var pe any
+			if i < len(pa) {
+				pe = pa[i]
+			}
+			n[i] = t.items.restore(el, pe)
+		}
+	}
+	return next
+}
+
+func decodeConfig(raw json.RawMessage) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
