@@ -1,15 +1,16 @@
 // Command incidents is outhook's main demo. An "incident" plugin defines
-// three hooks, registers them as integration events and emits incidents; two
-// subscriptions send them to a webhook receiver this program starts on
-// 127.0.0.1. The receiver fails its first request, so the demo shows a retry;
-// a payload that breaks the hook's validation rules shows the error EmitHook
-// returns. It ends by printing the delivery log.
+// three hooks, registers them as integration events and emits incidents.
+// Three subscriptions send them on: signed Standard Webhooks to a receiver
+// that verifies every signature, Slack messages and PagerDuty events, each
+// to a local stand-in this program starts on 127.0.0.1. The webhook receiver
+// fails its first request, so the demo shows a retry; a payload that breaks
+// the hook's validation rules, and a subscription with a bad secret, show
+// the errors outhook returns. It ends by printing the delivery log.
 //
 //	go run ./examples/incidents
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -28,6 +30,10 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/outhook/outhook"
+	"github.com/outhook/outhook/pagerduty"
+	"github.com/outhook/outhook/safehttp"
+	"github.com/outhook/outhook/slack"
+	"github.com/outhook/outhook/webhook"
 )
 
 // ---- the incident plugin: payloads, hooks and events ----
@@ -71,11 +77,11 @@ func registerIncidentEvents(reg *outhook.EventRegistry) error {
 		// Subscribers get an external-friendly shape.
 		TransformPayload: func(p IncidentCreated) (map[string]any, error) {
 			return map[string]any{
-				"id":               p.IncidentID,
+				"incidentId":       p.IncidentID,
 				"type":             "INCIDENT_CREATED",
 				"severity":         strings.ToUpper(p.Severity),
 				"affected_systems": len(p.SystemIDs),
-				"system_ids":       p.SystemIDs,
+				"systemIds":        p.SystemIDs,
 				"title":            p.Title,
 			}, nil
 		},
@@ -91,77 +97,82 @@ func registerIncidentEvents(reg *outhook.EventRegistry) error {
 	return errors.Join(err1, err2, err3)
 }
 
-// ---- a minimal webhook deliverer (the real, signed one is package webhook) ----
+// ---- local stand-ins for the outside world ----
 
-type postConfig struct {
-	URL string `json:"url" validate:"required,http_url" description:"Where to POST events"`
-}
-
-type postDeliverer struct {
-	codec  *outhook.ConfigCodec[postConfig]
-	client *http.Client
-}
-
-func (d *postDeliverer) ID() string                    { return "http-post" }
-func (d *postDeliverer) ConfigSchema() json.RawMessage { return d.codec.Schema() }
-func (d *postDeliverer) ValidateConfig(raw json.RawMessage) error {
-	_, err := d.codec.Decode(raw)
-	return err
-}
-
-func (d *postDeliverer) Deliver(ctx context.Context, req *outhook.DeliveryRequest) (outhook.DeliveryResult, error) {
-	cfg, err := d.codec.Decode(req.Subscription.Config)
-	if err != nil {
-		return outhook.DeliveryResult{}, outhook.Permanent(err)
-	}
-	body, err := json.Marshal(map[string]any{"type": req.EventID, "timestamp": req.OccurredAt, "data": req.Payload})
-	if err != nil {
-		return outhook.DeliveryResult{}, outhook.Permanent(err)
-	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, cfg.URL, bytes.NewReader(body))
-	if err != nil {
-		return outhook.DeliveryResult{}, outhook.Permanent(err)
-	}
-	hreq.Header.Set("Content-Type", "application/json")
-	hreq.Header.Set("webhook-id", req.DeliveryID)
-	resp, err := d.client.Do(hreq)
-	if err != nil {
-		return outhook.DeliveryResult{}, err // network errors are retried
-	}
-	defer resp.Body.Close()
-	excerpt, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-	res := outhook.DeliveryResult{StatusCode: resp.StatusCode, Response: string(excerpt)}
-	switch {
-	case resp.StatusCode >= 200 && resp.StatusCode < 300:
-		return res, nil
-	case resp.StatusCode == 429 || resp.StatusCode >= 500:
-		return res, fmt.Errorf("receiver answered %s", resp.Status)
-	default:
-		return res, outhook.Permanent(fmt.Errorf("receiver answered %s", resp.Status))
-	}
-}
-
-// ---- the receiver: fails its first request, then accepts ----
-
-type receiver struct {
+// standIns are the loopback servers the demo delivers to. Each prints what
+// it receives.
+type standIns struct {
 	out      io.Writer
+	verifier *webhook.Verifier
 	requests atomic.Int32
 }
 
-func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	n := r.requests.Add(1)
+// receiver is a webhook endpoint: it verifies the Standard Webhooks
+// signature of every request and fails the first one on purpose.
+func (s *standIns) receiver(w http.ResponseWriter, r *http.Request) {
+	n := s.requests.Add(1)
+	body, _ := io.ReadAll(r.Body)
 	var msg struct {
 		Type string          `json:"type"`
 		Data json.RawMessage `json:"data"`
 	}
-	_ = json.NewDecoder(req.Body).Decode(&msg)
+	_ = json.Unmarshal(body, &msg)
+	verified := "signature verified"
+	if err := s.verifier.Verify(body, r.Header); err != nil {
+		verified = "SIGNATURE REJECTED: " + err.Error()
+	}
 	if n == 1 {
-		fmt.Fprintf(r.out, "  receiver: #%d %-28s -> 503 (failing once on purpose)\n", n, msg.Type)
+		fmt.Fprintf(s.out, "  webhook   #%d %-27s %s -> 503 (failing once on purpose)\n", n, msg.Type, verified)
 		http.Error(w, "warming up", http.StatusServiceUnavailable)
 		return
 	}
-	fmt.Fprintf(r.out, "  receiver: #%d %-28s -> 204  data=%s\n", n, msg.Type, msg.Data)
+	fmt.Fprintf(s.out, "  webhook   #%d %-27s %s -> 204  id=%s\n", n, msg.Type, verified, r.Header.Get("webhook-id"))
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// slack stands in for https://hooks.slack.com/services/...
+func (s *standIns) slack(w http.ResponseWriter, r *http.Request) {
+	var msg struct {
+		Text string `json:"text"`
+	}
+	_ = json.NewDecoder(r.Body).Decode(&msg)
+	fmt.Fprintf(s.out, "  slack     %s\n", msg.Text)
+	_, _ = io.WriteString(w, "ok")
+}
+
+// pagerDuty stands in for https://events.pagerduty.com/v2/enqueue.
+func (s *standIns) pagerDuty(w http.ResponseWriter, r *http.Request) {
+	var ev struct {
+		Action   string `json:"event_action"`
+		DedupKey string `json:"dedup_key"`
+		Payload  *struct {
+			Summary  string `json:"summary"`
+			Severity string `json:"severity"`
+		} `json:"payload"`
+	}
+	_ = json.NewDecoder(r.Body).Decode(&ev)
+	line := fmt.Sprintf("  pagerduty %s %s dedup_key=%s", r.URL.Path, ev.Action, ev.DedupKey)
+	if ev.Payload != nil {
+		line += fmt.Sprintf(" severity=%s summary=%q", ev.Payload.Severity, ev.Payload.Summary)
+	}
+	fmt.Fprintln(s.out, line)
+	w.WriteHeader(http.StatusAccepted)
+	_, _ = fmt.Fprintf(w, `{"status":"success","message":"Event processed","dedup_key":%q}`, ev.DedupKey)
+}
+
+// serve starts handler on a loopback port and returns its URL.
+func serve(handler http.HandlerFunc) (url string, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(ln)
+	}()
+	return "http://" + ln.Addr().String(), func() { _ = srv.Close(); <-done }, nil
 }
 
 func main() {
@@ -170,7 +181,7 @@ func main() {
 	}
 }
 
-// lockedWriter lets the receiver's goroutines and the main one print to one
+// lockedWriter lets the stand-ins' goroutines and the main one print to one
 // writer.
 type lockedWriter struct {
 	mu sync.Mutex
@@ -187,15 +198,31 @@ func run(w io.Writer) error {
 	ctx := context.Background()
 	out := &lockedWriter{w: w}
 
-	// A receiver on loopback.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// The signing secret the receiver shares with the subscription.
+	secret, err := webhook.NewSecret()
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: &receiver{out: out}, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
-	url := "http://" + ln.Addr().String() + "/hooks"
+	verifier, err := webhook.NewVerifier(secret)
+	if err != nil {
+		return err
+	}
+	stand := &standIns{out: out, verifier: verifier}
+	receiverURL, stopReceiver, err := serve(stand.receiver)
+	if err != nil {
+		return err
+	}
+	defer stopReceiver()
+	slackURL, stopSlack, err := serve(stand.slack)
+	if err != nil {
+		return err
+	}
+	defer stopSlack()
+	pagerDutyURL, stopPagerDuty, err := serve(stand.pagerDuty)
+	if err != nil {
+		return err
+	}
+	defer stopPagerDuty()
 
 	// The plugin registers its events.
 	reg := outhook.NewEventRegistry()
@@ -209,15 +236,29 @@ func run(w io.Writer) error {
 		}
 	}
 
-	codec, err := outhook.NewConfigCodec[postConfig]("http-post")
+	// Deliverers share one outbound HTTP client whose SSRF guard refuses
+	// private addresses; the demo's stand-ins live on loopback, so it
+	// allows loopback explicitly. Nothing else does.
+	httpClient, err := safehttp.New(&safehttp.Config{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	if err != nil {
 		return err
 	}
-	httpClient := &http.Client{Timeout: 5 * time.Second, CheckRedirect: noRedirects}
-	defer httpClient.CloseIdleConnections()
+	defer httpClient.Close()
+	webhooks, err := webhook.New(&webhook.Options{HTTP: httpClient})
+	if err != nil {
+		return err
+	}
+	slackMessages, err := slack.New(&slack.Options{HTTP: httpClient, AllowAnyHost: true})
+	if err != nil {
+		return err
+	}
+	pagerDuty, err := pagerduty.New(&pagerduty.Options{HTTP: httpClient, BaseURL: pagerDutyURL})
+	if err != nil {
+		return err
+	}
 	client, err := outhook.NewClient(&outhook.Config{
 		Registry:   reg,
-		Deliverers: []outhook.Deliverer{&postDeliverer{codec: codec, client: httpClient}},
+		Deliverers: []outhook.Deliverer{webhooks, slackMessages, pagerDuty},
 		// A demo-sized schedule; the default waits 5 s, 5 min, 30 min, ...
 		DeliveryRetry: outhook.RetryPolicy{NewBackOff: func() backoff.BackOff {
 			return outhook.NewSchedule(100*time.Millisecond, 500*time.Millisecond)
@@ -231,28 +272,49 @@ func run(w io.Writer) error {
 		return err
 	}
 
-	// Two subscriptions: everything from the incident plugin, and only the
-	// incidents that touch the database.
-	all, err := client.CreateSubscription(ctx, outhook.Subscription{
-		Name: "ops webhook", Events: []string{"incident.**"}, DelivererID: "http-post",
-		Config: json.RawMessage(`{"url":"` + url + `"}`),
-	})
-	if err != nil {
-		return err
+	// Three subscriptions, as a user would create them in a UI.
+	subs := []outhook.Subscription{{
+		Name: "ops webhook", Events: []string{"incident.**"}, DelivererID: webhook.ID,
+		Config: json.RawMessage(`{"url":"` + receiverURL + `/hooks","secrets":[{"secret":"` + secret + `"}]}`),
+	}, {
+		Name: "#incidents", Events: []string{"incident.incident.created", "incident.incident.resolved"}, DelivererID: slack.ID,
+		Config: json.RawMessage(`{"webhookUrl":"` + slackURL + `/services/T000/B000/XXXXXXXX"}`),
+		// Only incidents that touch the database.
+		Filter: &outhook.Filter{Field: "systemIds", AnyOf: []string{"sys-db"}},
+	}, {
+		Name: "on-call", Events: []string{"incident.incident.created", "incident.incident.resolved"}, DelivererID: pagerduty.ID,
+		Config: json.RawMessage(`{
+			"routingKey": "0123456789abcdef0123456789abcdef",
+			"actions": [{"events": "incident.incident.resolved", "action": "resolve"}],
+			"dedupKeyField": "incidentId",
+			"severityField": "severity",
+			"severityMap": {"CRITICAL": "critical", "MAJOR": "error", "MINOR": "warning"}
+		}`),
+	}}
+	names := map[string]string{}
+	for i, s := range subs {
+		created, err := client.CreateSubscription(ctx, s)
+		if err != nil {
+			return fmt.Errorf("subscription %q: %w", s.Name, err)
+		}
+		subs[i], names[created.ID] = created, created.Name
 	}
+	fmt.Fprintf(out, "\nSubscriptions are stored with their secrets masked:\n  %s\n", subs[0].Config)
+
+	// A subscription with a bad secret is refused, naming the field.
 	_, err = client.CreateSubscription(ctx, outhook.Subscription{
-		Name: "db team", Events: []string{"incident.incident.created"}, DelivererID: "http-post",
-		Config: json.RawMessage(`{"url":"` + url + `"}`),
-		Filter: &outhook.Filter{Field: "system_ids", AnyOf: []string{"sys-db"}},
+		Events: []string{"incident.**"}, DelivererID: webhook.ID,
+		Config: json.RawMessage(`{"url":"https://example.com/hooks","secrets":[{"secret":"whsec_tooshort"}]}`),
 	})
+	fmt.Fprintf(out, "\nA subscription with a bad secret is refused:\n  %v\n", err)
+
+	// Before real events flow, the user sends a test event to Slack.
+	fmt.Fprintln(out, "\nSending a test event to #incidents:")
+	attempt, err := client.SendTest(ctx, subs[1].ID)
 	if err != nil {
-		return err
+		return fmt.Errorf("test event: %w", err)
 	}
-	// A subscription with a bad configuration is refused, naming the field.
-	_, err = client.CreateSubscription(ctx, outhook.Subscription{
-		Events: []string{"incident.incident.created"}, DelivererID: "http-post", Config: json.RawMessage(`{"url":"ftp:/x"}`),
-	})
-	fmt.Fprintf(out, "\nA subscription with a bad URL is refused:\n  %v\n", err)
+	fmt.Fprintf(out, "  test attempt: %s %d (%s)\n", attempt.Outcome, attempt.StatusCode, attempt.Trigger)
 
 	// The application emits hooks where things happen.
 	fmt.Fprintln(out, "\nEmitting incidents:")
@@ -261,7 +323,6 @@ func run(w io.Writer) error {
 			IncidentID: "inc-1", SystemIDs: []string{"sys-db", "sys-api"}, Title: "Primary database unreachable", Severity: "critical"}),
 		outhook.EmitHook(ctx, client, incidentUpdated, IncidentUpdated{
 			IncidentID: "inc-1", SystemIDs: []string{"sys-db"}, StatusChange: "identified"}),
-		outhook.EmitHook(ctx, client, incidentResolved, IncidentResolved{IncidentID: "inc-1", SystemIDs: []string{"sys-db"}}),
 	}
 	if err := errors.Join(emits...); err != nil {
 		return err
@@ -273,9 +334,15 @@ func run(w io.Writer) error {
 		return fmt.Errorf("expected a validation error, got %v", err)
 	}
 	fmt.Fprintf(out, "  invalid payload refused:\n    %v\n", err)
-
 	waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	if err := client.WaitIdle(waitCtx); err != nil {
+		return err
+	}
+	// Resolved once the rest is through, so the stand-ins print in order.
+	if err := outhook.EmitHook(ctx, client, incidentResolved, IncidentResolved{IncidentID: "inc-1", SystemIDs: []string{"sys-db"}}); err != nil {
+		return err
+	}
 	if err := client.WaitIdle(waitCtx); err != nil {
 		return err
 	}
@@ -285,22 +352,21 @@ func run(w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	subs := map[string]string{}
-	list, _ := client.Subscriptions(ctx)
-	for _, s := range list {
-		subs[s.ID] = s.Name
-	}
 	fmt.Fprintln(out, "\nDelivery log:")
 	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  DELIVERY\tEVENT\tSUBSCRIPTION\tSTATUS\tATTEMPTS")
+	fmt.Fprintln(tw, "  EVENT\tSUBSCRIPTION\tDELIVERER\tSTATUS\tATTEMPTS")
 	failures := 0
 	for i := len(deliveries) - 1; i >= 0; i-- {
 		d := deliveries[i]
 		var trail []string
 		for _, a := range d.Attempts {
-			trail = append(trail, fmt.Sprintf("#%d %s %d (%s)", a.Number, a.Outcome, a.StatusCode, a.Duration.Round(100*time.Microsecond)))
+			step := fmt.Sprintf("#%d %s %d", a.Number, a.Outcome, a.StatusCode)
+			if a.ErrorClass != "" {
+				step += " " + a.ErrorClass
+			}
+			trail = append(trail, step)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", d.ID, d.EventID, subs[d.SubscriptionID], d.Status, strings.Join(trail, ", "))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", d.EventID, names[d.SubscriptionID], d.DelivererID, d.Status, strings.Join(trail, ", "))
 		if d.Status != outhook.DeliverySucceeded {
 			failures++
 		}
@@ -312,12 +378,11 @@ func run(w io.Writer) error {
 	if err := client.Stop(stopCtx); err != nil {
 		return err
 	}
-	if failures > 0 || len(deliveries) != 4 {
-		return fmt.Errorf("expected 4 succeeded deliveries, got %d deliveries with %d not succeeded", len(deliveries), failures)
+	// 3 events to the webhook, 2 to Slack (created and resolved touch
+	// sys-db), 2 to PagerDuty.
+	if failures > 0 || len(deliveries) != 7 {
+		return fmt.Errorf("expected 7 succeeded deliveries, got %d deliveries with %d not succeeded", len(deliveries), failures)
 	}
-	fmt.Fprintf(out, "\nAll %d deliveries succeeded (subscription %q got every incident event).\n", len(deliveries), all.Name)
+	fmt.Fprintf(out, "\nAll %d deliveries succeeded.\n", len(deliveries))
 	return nil
 }
-
-// noRedirects makes a 3xx answer a failure instead of a request elsewhere.
-func noRedirects(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
