@@ -70,6 +70,18 @@
 // and a delivery ends succeeded or failed; Client.Deliveries lists them and
 // Client.Redeliver sends one again under the same ID.
 //
+// # Deliverers
+//
+// Built-in deliverers live in packages of their own: webhook (Standard
+// Webhooks, signed with v1 HMAC-SHA256 and v1a ed25519, with Verify for
+// receivers), slack, pagerduty, teams, discord and jira. They send through
+// package safehttp, whose dialer refuses private, loopback, link-local and
+// reserved addresses in every spelling at connect time, never follows
+// redirects and redacts secrets from errors. Config fields a deliverer marks
+// writeOnly in its schema come back from the client as SecretMask.
+// Client.SendTest makes one attempt with a test event. A deliverer that
+// returns Gone (HTTP 410, say) disables its subscription.
+//
 // # Queues
 //
 // The client runs on a queue.Queue. The default, package memqueue, is
