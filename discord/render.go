@@ -1,18 +1,16 @@
 package discord
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"text/template"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/outhook/outhook"
+	shared "github.com/outhook/outhook/internal/render"
 )
 
 // Limits of a Discord message
@@ -35,9 +33,6 @@ const (
 	MaxEmbedTotal = 6000
 	MaxUsername   = 80 // username
 )
-
-// ellipsis ends text that was cut.
-const ellipsis = "…"
 
 // message is the JSON body of an execute-webhook request
 // (https://discord.com/developers/docs/resources/webhook#execute-webhook).
@@ -158,18 +153,15 @@ func buildEmbed(req *outhook.DeliveryRequest, doc any, note string) embed {
 	descKey := ""
 	switch doc := doc.(type) {
 	case map[string]any:
-		for _, k := range summaryKeys {
-			if s, ok := doc[k].(string); ok && strings.TrimSpace(s) != "" {
-				descKey = k
-				e.Description = truncate(s, min(MaxDescription, budget))
-				break
-			}
+		if k, s, ok := shared.FirstField(doc, summaryKeys, false); ok {
+			descKey = k
+			e.Description = truncate(s, min(MaxDescription, budget))
 		}
 		if sev, ok := doc["severity"].(string); ok {
 			e.Color = severityColors[strings.ToLower(strings.TrimSpace(sev))]
 		}
 		for _, f := range payloadFields(doc) {
-			if f.key != descKey {
+			if f.Key != descKey {
 				fields = append(fields, f)
 			}
 		}
@@ -186,8 +178,8 @@ func buildEmbed(req *outhook.DeliveryRequest, doc any, note string) embed {
 		if shown == MaxFields {
 			break
 		}
-		name := truncate(f.key, MaxFieldName)
-		value := truncate(f.value, MaxFieldValue)
+		name := truncate(f.Key, MaxFieldName)
+		value := truncate(f.Value, MaxFieldValue)
 		need := runes(name) + runes(value)
 		if need > budget {
 			// Cut the value to what is left, if that leaves something
@@ -224,7 +216,7 @@ func plural(n int, one, many string) string {
 }
 
 // field is one payload field as text.
-type field struct{ key, value string }
+type field = shared.Field
 
 // payloadFields returns the top-level fields of obj that read as text, in
 // display order: leadingKeys first, then the others sorted. Strings, numbers
@@ -232,98 +224,23 @@ type field struct{ key, value string }
 // objects, arrays holding objects or arrays, nulls and empty values are
 // left out (Discord refuses an empty field name or value).
 func payloadFields(obj map[string]any) []field {
-	var fields []field
-	add := func(k string) {
-		if v, ok := scalarText(obj[k]); ok && strings.TrimSpace(v) != "" && strings.TrimSpace(k) != "" {
-			fields = append(fields, field{k, v})
-		}
-	}
-	for _, k := range leadingKeys {
-		add(k)
-	}
-	rest := make([]string, 0, len(obj))
-	for k := range obj {
-		if !slices.Contains(leadingKeys, k) {
-			rest = append(rest, k)
-		}
-	}
-	slices.Sort(rest)
-	for _, k := range rest {
-		add(k)
-	}
-	return fields
-}
-
-// scalarText returns v as text when it is a scalar or an array of scalars.
-func scalarText(v any) (string, bool) {
-	switch v := v.(type) {
-	case string:
-		return v, true
-	case json.Number:
-		return v.String(), true
-	case bool:
-		return strconv.FormatBool(v), true
-	case []any:
-		parts := make([]string, 0, len(v))
-		for _, e := range v {
-			switch e.(type) {
-			case nil:
-				continue
-			case map[string]any, []any:
-				return "", false
-			}
-			s, _ := scalarText(e)
-			parts = append(parts, s)
-		}
-		return strings.Join(parts, ", "), true
-	}
-	return "", false
+	fields := shared.Fields(obj, leadingKeys)
+	return slices.DeleteFunc(fields, func(f field) bool { return strings.TrimSpace(f.Key) == "" })
 }
 
 // marshal encodes v as JSON without escaping <, > and &.
 func marshal(v any) string {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
+	b, err := shared.Marshal(v)
+	if err != nil {
 		return fmt.Sprint(v)
 	}
-	return strings.TrimSuffix(b.String(), "\n")
+	return string(b)
 }
 
 // decodePayload decodes a payload, numbers as json.Number. An empty or null
 // payload gives nil; one that is not JSON gives its text.
-func decodePayload(raw json.RawMessage) any {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 {
-		return nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var doc any
-	if err := dec.Decode(&doc); err != nil {
-		return strings.ToValidUTF8(string(raw), "\uFFFD")
-	}
-	return doc
-}
+func decodePayload(raw json.RawMessage) any { return shared.DecodeOrText(raw) }
 
 // truncate cuts s to at most n characters (runes), ending it with "…" when
 // it cuts.
-func truncate(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	if n <= 0 {
-		return ""
-	}
-	if n == 1 {
-		return ellipsis
-	}
-	i, count := 0, 0
-	for i < len(s) && count < n-1 {
-		_, size := utf8.DecodeRuneInString(s[i:])
-		i += size
-		count++
-	}
-	return strings.TrimRightFunc(s[:i], unicode.IsSpace) + ellipsis
-}
+func truncate(s string, n int) string { return shared.Truncate(s, n) }

@@ -1,15 +1,11 @@
 package jira
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
-	"io"
-	"strings"
 	"text/template"
 	"time"
 
 	"github.com/outhook/outhook"
+	shared "github.com/outhook/outhook/internal/render"
 )
 
 // TemplateData is what summaryTemplate and descriptionTemplate are executed
@@ -45,9 +41,6 @@ const (
 	maxDescriptionOutput = 256 << 10
 )
 
-// noValue is what text/template prints for a missing value.
-const noValue = "<no value>"
-
 // newTemplateData returns the data of req's templates, and the decoded
 // payload (any JSON value; nil when there is none or it does not decode).
 func newTemplateData(req *outhook.DeliveryRequest) (*TemplateData, any) {
@@ -58,38 +51,15 @@ func newTemplateData(req *outhook.DeliveryRequest) (*TemplateData, any) {
 		MessageID:  req.MessageID,
 		OccurredAt: req.OccurredAt,
 	}
-	var payload any
-	dec := json.NewDecoder(bytes.NewReader(req.Payload))
-	dec.UseNumber()
-	if err := dec.Decode(&payload); err != nil {
+	payload, err := shared.Decode(req.Payload, false)
+	if err != nil {
 		return data, nil
 	}
-	payload = dropNulls(payload)
+	payload = shared.DropNulls(payload)
 	if m, ok := payload.(map[string]any); ok {
 		data.Payload = m
 	}
 	return data, payload
-}
-
-// dropNulls removes null members from the objects in v, so that templates
-// treat null fields as missing ones (text/template cannot look into a nil
-// interface, but silently ignores a missing key all the way down).
-func dropNulls(v any) any {
-	switch v := v.(type) {
-	case map[string]any:
-		for k, e := range v {
-			if e == nil {
-				delete(v, k)
-				continue
-			}
-			v[k] = dropNulls(e)
-		}
-	case []any:
-		for i, e := range v {
-			v[i] = dropNulls(e)
-		}
-	}
-	return v
 }
 
 // templateSet is one parsed template of a config.
@@ -97,25 +67,31 @@ type templateSet struct {
 	t *template.Template
 }
 
-// newTemplateSet parses text as the template named field and runs it once
-// on a test event's data, so that errors only execution finds (a field
-// TemplateData does not have) are reported when the subscription is saved.
+// templates parses and runs the templates of a config. Parse runs a
+// template once on a test event's data, so that errors only execution finds
+// (a field TemplateData does not have) are reported when the subscription
+// is saved.
 //
 // Templates run with text/template's default missingkey option, not
 // missingkey=zero: with zero, a missing key of a map[string]any yields a nil
 // interface that fails any further field access ({{.Payload.a.b}}), while
 // the default yields an invalid value that text/template carries through.
-// Its "<no value>" rendering is removed by render.
+// Its "<no value>" rendering is removed by Execute, and null members are
+// dropped from the payload (newTemplateData) so that they read as missing.
+var templates = shared.Engine{
+	Missing:         shared.MissingKeep,
+	Sample:          func() any { return sampleData() },
+	SampleMaxOutput: 4 << 10,
+}
+
+// newTemplateSet parses text as the template named field and runs it once
+// on a test event's data.
 func newTemplateSet(field, text string) (*templateSet, error) {
-	t, err := template.New(field).Parse(text)
+	t, err := templates.Parse(field, text)
 	if err != nil {
 		return nil, err
 	}
-	ts := &templateSet{t: t}
-	if _, err := ts.render(sampleData(), 4<<10); err != nil {
-		return nil, err
-	}
-	return ts, nil
+	return &templateSet{t: t}, nil
 }
 
 // sampleData is the data of a test event, as Client.SendTest sends it.
@@ -137,32 +113,7 @@ func sampleData() *TemplateData {
 // output (a longer output is cut, not an error). Execution errors name the
 // template's field.
 func (ts *templateSet) render(data *TemplateData, max int) (string, error) {
-	w := &limitedWriter{left: max}
-	if err := ts.t.Execute(w, data); err != nil && !errors.Is(err, errOutputFull) {
-		return "", err
-	}
-	out := strings.ToValidUTF8(w.buf.String(), "")
-	return strings.ReplaceAll(out, noValue, ""), nil
-}
-
-// errOutputFull stops a template whose output reached its bound.
-var errOutputFull = errors.New("template output limit reached")
-
-// limitedWriter keeps the first left bytes written to it.
-type limitedWriter struct {
-	buf  strings.Builder
-	left int
-}
-
-var _ io.Writer = (*limitedWriter)(nil)
-
-func (w *limitedWriter) Write(p []byte) (int, error) {
-	if len(p) > w.left {
-		w.buf.Write(p[:w.left])
-		w.left = 0
-		return 0, errOutputFull
-	}
-	w.buf.Write(p)
-	w.left -= len(p)
-	return len(p), nil
+	e := templates
+	e.MaxOutput = max
+	return e.Execute(ts.t, data)
 }

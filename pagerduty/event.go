@@ -11,6 +11,7 @@ import (
 
 	"github.com/outhook/outhook"
 	"github.com/outhook/outhook/internal/ident"
+	shared "github.com/outhook/outhook/internal/render"
 )
 
 // event is the body of POST /v2/enqueue
@@ -37,7 +38,7 @@ type eventPayload struct {
 
 // event renders the event for req.
 func (p *plan) event(req *outhook.DeliveryRequest) *event {
-	doc := decodePayload(req.Payload)
+	doc := shared.DecodeObject(req.Payload, false)
 	ev := &event{
 		RoutingKey:  p.cfg.RoutingKey,
 		EventAction: p.action(req.EventID),
@@ -87,7 +88,7 @@ func (p *plan) dedupKey(doc map[string]any, deliveryID string) string {
 	}
 	sum := sha256.Sum256([]byte(key))
 	suffix := "-" + hex.EncodeToString(sum[:])
-	return truncateRunes(key, MaxDedupKey-len(suffix)) + suffix
+	return shared.FirstRunes(key, MaxDedupKey-len(suffix)) + suffix
 }
 
 // severityFor maps the severity field, falling back to the static severity.
@@ -120,7 +121,7 @@ func (p *plan) summaryFor(req *outhook.DeliveryRequest, doc map[string]any) stri
 	if s == "" {
 		s = defaultSummary(req, doc)
 	}
-	return cutRunes(s, MaxSummary)
+	return shared.Shorten(s, MaxSummary)
 }
 
 // defaultSummary is "<display name or event ID>: <title>", the title being
@@ -130,15 +131,12 @@ func defaultSummary(req *outhook.DeliveryRequest, doc map[string]any) string {
 	if name == "" {
 		name = req.EventID
 	}
-	for _, f := range []string{"title", "summary", "name", "message"} {
-		if v, ok := lookupScalar(doc, f); ok {
-			if v = strings.TrimSpace(v); v != "" {
-				if name == "" {
-					return v
-				}
-				return name + ": " + v
-			}
+	if _, v, ok := shared.FirstField(doc, []string{"title", "summary", "name", "message"}, true); ok {
+		v = strings.TrimSpace(v)
+		if name == "" {
+			return v
 		}
+		return name + ": " + v
 	}
 	if name == "" {
 		name = "outhook event"
@@ -167,7 +165,7 @@ func customDetails(raw json.RawMessage) json.RawMessage {
 // exceed MaxEventBytes: first to the payload's top-level scalar fields,
 // then to a note alone.
 func encodeEvent(ev *event) ([]byte, error) {
-	body, err := marshal(ev)
+	body, err := shared.Marshal(ev)
 	if err != nil || len(body) <= MaxEventBytes || ev.Payload == nil {
 		return body, err
 	}
@@ -182,96 +180,24 @@ func encodeEvent(ev *event) ([]byte, error) {
 		}
 	}
 	details["outhook_truncated"] = note
-	ev.Payload.CustomDetails, err = marshal(details)
+	ev.Payload.CustomDetails, err = shared.Marshal(details)
 	if err != nil {
 		return nil, err
 	}
-	if body, err = marshal(ev); err != nil || len(body) <= MaxEventBytes {
+	if body, err = shared.Marshal(ev); err != nil || len(body) <= MaxEventBytes {
 		return body, err
 	}
-	ev.Payload.CustomDetails, _ = marshal(map[string]string{"outhook_truncated": note})
-	return marshal(ev)
-}
-
-// marshal encodes v as compact JSON without escaping <, > and &.
-func marshal(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
-}
-
-// decodePayload decodes a JSON object payload with numbers kept as
-// json.Number; any other payload gives nil.
-func decodePayload(raw json.RawMessage) map[string]any {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var doc map[string]any
-	if err := dec.Decode(&doc); err != nil {
-		return nil
-	}
-	return doc
+	ev.Payload.CustomDetails, _ = shared.Marshal(map[string]string{"outhook_truncated": note})
+	return shared.Marshal(ev)
 }
 
 // lookupScalar follows a dot path through nested objects and returns the
 // scalar at its end as text: a string as is, a number as written, a boolean
 // as true or false. Objects, arrays, null and missing fields give false.
 func lookupScalar(doc map[string]any, path string) (string, bool) {
-	var cur any = doc
-	for seg := range strings.SplitSeq(path, ".") {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return "", false
-		}
-		if cur, ok = m[seg]; !ok {
-			return "", false
-		}
+	v, ok := shared.Lookup(doc, path)
+	if !ok {
+		return "", false
 	}
-	switch v := cur.(type) {
-	case string:
-		return v, true
-	case json.Number:
-		return v.String(), true
-	case bool:
-		if v {
-			return "true", true
-		}
-		return "false", true
-	}
-	return "", false
-}
-
-// cutRunes returns s if it has at most n runes, and otherwise its first
-// n-1 runes followed by "…".
-func cutRunes(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	return truncateRunes(s, n-1) + "…"
-}
-
-// truncateRunes returns the first n runes of s.
-func truncateRunes(s string, n int) string {
-	i := 0
-	for j := range s {
-		if i == n {
-			return s[:j]
-		}
-		i++
-	}
-	return s
-}
-
-// truncateBytes returns s cut to at most n bytes on a rune boundary.
-func truncateBytes(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
+	return shared.Scalar(v)
 }

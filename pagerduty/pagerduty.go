@@ -14,6 +14,7 @@ import (
 	"github.com/outhook/outhook"
 	"github.com/outhook/outhook/internal/httpoutcome"
 	"github.com/outhook/outhook/internal/ident"
+	shared "github.com/outhook/outhook/internal/render"
 	"github.com/outhook/outhook/safehttp"
 )
 
@@ -305,7 +306,7 @@ func (r *response) detail() string {
 	out := strings.Join(parts, "; ")
 	const maxDetail = 2048
 	if len(out) > maxDetail {
-		out = truncateBytes(out, maxDetail-len("…")) + "…"
+		out = shared.CutBytes(out, maxDetail-len("…")) + "…"
 	}
 	return out
 }

@@ -1,18 +1,15 @@
 package slack
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"slices"
-	"strconv"
 	"strings"
 	"text/template"
 	"time"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/outhook/outhook"
+	shared "github.com/outhook/outhook/internal/render"
 )
 
 // Limits of a Slack message, from the Block Kit reference
@@ -30,9 +27,6 @@ const (
 	MaxContext     = 10    // elements of a context block
 	MaxText        = 40000 // the message's top-level text
 )
-
-// ellipsis ends text that was cut.
-const ellipsis = "…"
 
 // message is an incoming webhook message
 // (https://api.slack.com/messaging/webhooks#advanced_message_formatting):
@@ -151,11 +145,8 @@ func plural(n int, one, many string) string {
 func defaultText(title string, doc any) string {
 	text := escape(title)
 	if obj, ok := doc.(map[string]any); ok {
-		for _, k := range summaryKeys {
-			if s, ok := obj[k].(string); ok && strings.TrimSpace(s) != "" {
-				text += ": " + escape(s)
-				break
-			}
+		if _, s, ok := shared.FirstField(obj, summaryKeys, false); ok {
+			text += ": " + escape(s)
 		}
 	}
 	return truncateMrkdwn(text, MaxText)
@@ -176,7 +167,7 @@ func payloadSection(doc any) (*block, int) {
 		fields = fields[:min(len(fields), MaxFields)]
 		sec := &block{Type: "section"}
 		for _, f := range fields {
-			text := "*" + escape(truncate(f.key, 100)) + "*\n" + escape(f.value)
+			text := "*" + escape(truncate(f.Key, 100)) + "*\n" + escape(f.Value)
 			sec.Fields = append(sec.Fields, mrkdwn(truncateMrkdwn(text, MaxFieldText)))
 		}
 		return sec, omitted
@@ -187,72 +178,23 @@ func payloadSection(doc any) (*block, int) {
 }
 
 // field is one payload field as text.
-type field struct{ key, value string }
+type field = shared.Field
 
 // payloadFields returns the top-level fields of obj that read as text, in
 // display order: leadingKeys first, then the others sorted. Strings, numbers
 // and booleans are shown as they are, arrays of them joined with ", ";
 // objects, arrays holding objects or arrays, nulls and empty values are
 // left out.
-func payloadFields(obj map[string]any) []field {
-	var fields []field
-	add := func(k string) {
-		if v, ok := scalarText(obj[k]); ok && strings.TrimSpace(v) != "" && k != "" {
-			fields = append(fields, field{k, v})
-		}
-	}
-	for _, k := range leadingKeys {
-		add(k)
-	}
-	rest := make([]string, 0, len(obj))
-	for k := range obj {
-		if !slices.Contains(leadingKeys, k) {
-			rest = append(rest, k)
-		}
-	}
-	slices.Sort(rest)
-	for _, k := range rest {
-		add(k)
-	}
-	return fields
-}
-
-// scalarText returns v as text when it is a scalar or an array of scalars.
-func scalarText(v any) (string, bool) {
-	switch v := v.(type) {
-	case string:
-		return v, true
-	case json.Number:
-		return v.String(), true
-	case bool:
-		return strconv.FormatBool(v), true
-	case []any:
-		parts := make([]string, 0, len(v))
-		for _, e := range v {
-			switch e.(type) {
-			case nil:
-				continue
-			case map[string]any, []any:
-				return "", false
-			}
-			s, _ := scalarText(e)
-			parts = append(parts, s)
-		}
-		return strings.Join(parts, ", "), true
-	}
-	return "", false
-}
+func payloadFields(obj map[string]any) []field { return shared.Fields(obj, leadingKeys) }
 
 // marshal encodes v as JSON without escaping <, > and & (Slack reads
 // JSON, not HTML).
 func marshal(v any) string {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
+	b, err := shared.Marshal(v)
+	if err != nil {
 		return fmt.Sprint(v)
 	}
-	return strings.TrimSuffix(b.String(), "\n")
+	return string(b)
 }
 
 // textOf returns a template value as text, for the escape function.
@@ -272,19 +214,7 @@ func textOf(v any) string {
 
 // decodePayload decodes a payload, numbers as json.Number. An empty or null
 // payload gives nil; one that is not JSON gives its text.
-func decodePayload(raw json.RawMessage) any {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 {
-		return nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var doc any
-	if err := dec.Decode(&doc); err != nil {
-		return strings.ToValidUTF8(string(raw), "\uFFFD")
-	}
-	return doc
-}
+func decodePayload(raw json.RawMessage) any { return shared.DecodeOrText(raw) }
 
 // escape replaces the three characters Slack reads as markup in text
 // (https://api.slack.com/reference/surfaces/formatting#escaping), so that a
@@ -295,42 +225,17 @@ func escape(s string) string { return escaper.Replace(s) }
 
 // truncate cuts s to at most n characters (runes), ending it with "…" when
 // it cuts.
-func truncate(s string, n int) string {
-	cut, ok := cutRunes(s, n)
-	if !ok {
-		return s
-	}
-	return cut + ellipsis
-}
+func truncate(s string, n int) string { return shared.Truncate(s, n) }
 
 // truncateMrkdwn is truncate for escaped mrkdwn: it does not leave half an
 // entity ("&am…") behind.
 func truncateMrkdwn(s string, n int) string {
-	cut, ok := cutRunes(s, n)
+	cut, ok := shared.CutRunes(s, n)
 	if !ok {
 		return s
 	}
 	if i := strings.LastIndexByte(cut, '&'); i >= 0 && len(cut)-i < len("&amp;") && !strings.Contains(cut[i:], ";") {
 		cut = strings.TrimRightFunc(cut[:i], unicode.IsSpace)
 	}
-	return cut + ellipsis
-}
-
-// cutRunes returns the first n-1 runes of s, without trailing space, and
-// true, when s has more than n runes (room for the ellipsis); s and false
-// otherwise.
-func cutRunes(s string, n int) (string, bool) {
-	if utf8.RuneCountInString(s) <= n {
-		return s, false
-	}
-	if n <= 1 {
-		return "", true
-	}
-	i, count := 0, 0
-	for i < len(s) && count < n-1 {
-		_, size := utf8.DecodeRuneInString(s[i:])
-		i += size
-		count++
-	}
-	return strings.TrimRightFunc(s[:i], unicode.IsSpace), true
+	return cut + shared.Ellipsis
 }

@@ -4,13 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"sort"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/outhook/outhook"
+	shared "github.com/outhook/outhook/internal/render"
 )
 
 // The message envelope of an Adaptive Card posted to a Workflows webhook
@@ -74,7 +73,7 @@ type content struct {
 // message renders req as the JSON body of a message, at most MaxBodyBytes
 // long.
 func (p *plan) message(req *outhook.DeliveryRequest) ([]byte, error) {
-	doc := decodePayload(req.Payload)
+	doc := shared.DecodeObject(req.Payload, true)
 	data := newTemplateData(req, doc)
 	c := content{}
 	if p.title != nil {
@@ -86,16 +85,16 @@ func (p *plan) message(req *outhook.DeliveryRequest) ([]byte, error) {
 	if c.title == "" {
 		c.title = req.EventID
 	}
-	c.title = cutRunes(c.title, maxTitle)
+	c.title = shared.Shorten(c.title, maxTitle)
 	if p.text != nil {
-		c.text = cutRunes(strings.TrimSpace(render(p.text, data)), maxText)
+		c.text = shared.Shorten(strings.TrimSpace(render(p.text, data)), maxText)
 	}
 	c.facts = payloadFacts(req.Payload)
 	if len(c.facts) > maxPayloadFacts {
 		c.omitted = len(c.facts) - maxPayloadFacts
 		c.facts = c.facts[:maxPayloadFacts]
 	}
-	c.trailer = []fact{{Title: "Event", Value: cutRunes(req.EventID, maxFactValue)}}
+	c.trailer = []fact{{Title: "Event", Value: shared.Shorten(req.EventID, maxFactValue)}}
 	if !req.OccurredAt.IsZero() {
 		c.trailer = append(c.trailer, fact{Title: "Time", Value: req.OccurredAt.UTC().Format(time.RFC3339)})
 	}
@@ -190,7 +189,7 @@ func (c content) encode() ([]byte, error) {
 	}
 	facts = append(facts, c.trailer...)
 	body = append(body, factSet{Type: "FactSet", Facts: facts})
-	return marshal(message{
+	return shared.Marshal(message{
 		Type: "message",
 		Attachments: []attachment{{
 			ContentType: cardContentType,
@@ -220,91 +219,14 @@ func payloadFacts(raw json.RawMessage) []fact {
 		if err := dec.Decode(&v); err != nil {
 			return facts
 		}
-		value, ok := scalarText(v)
+		value, ok := shared.Scalar(v)
 		if arr, isArr := v.([]any); isArr {
-			value, ok = joinScalars(arr)
+			value, ok = shared.JoinScalars(arr, false)
 		}
 		if !ok || value == "" || key == "" {
 			continue
 		}
-		facts = append(facts, fact{Title: cutRunes(key, maxFactTitle), Value: cutRunes(value, maxFactValue)})
+		facts = append(facts, fact{Title: shared.Shorten(key, maxFactTitle), Value: shared.Shorten(value, maxFactValue)})
 	}
 	return facts
-}
-
-// scalarText is the text of a JSON scalar decoded with UseNumber.
-func scalarText(v any) (string, bool) {
-	switch v := v.(type) {
-	case string:
-		return v, true
-	case json.Number:
-		return v.String(), true
-	case bool:
-		if v {
-			return "true", true
-		}
-		return "false", true
-	}
-	return "", false
-}
-
-// joinScalars joins an array of scalars with ", "; false if it holds
-// anything else.
-func joinScalars(arr []any) (string, bool) {
-	parts := make([]string, 0, len(arr))
-	for _, e := range arr {
-		s, ok := scalarText(e)
-		if !ok {
-			return "", false
-		}
-		parts = append(parts, s)
-	}
-	return strings.Join(parts, ", "), true
-}
-
-// decodePayload decodes a JSON object payload with numbers kept as
-// json.Number; any other payload gives nil.
-func decodePayload(raw json.RawMessage) map[string]any {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var doc map[string]any
-	if err := dec.Decode(&doc); err != nil {
-		return nil
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil
-	}
-	return doc
-}
-
-// marshal encodes v as compact JSON without escaping <, > and &.
-func marshal(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
-}
-
-// cutRunes returns s if it has at most n runes, and otherwise its first
-// n-1 runes followed by "…".
-func cutRunes(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	return truncateRunes(s, n-1) + "…"
-}
-
-// truncateRunes returns the first n runes of s.
-func truncateRunes(s string, n int) string {
-	i := 0
-	for j := range s {
-		if i == n {
-			return s[:j]
-		}
-		i++
-	}
-	return s
 }

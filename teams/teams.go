@@ -14,6 +14,7 @@ import (
 
 	"github.com/outhook/outhook"
 	"github.com/outhook/outhook/internal/httpoutcome"
+	shared "github.com/outhook/outhook/internal/render"
 	"github.com/outhook/outhook/safehttp"
 )
 
@@ -267,5 +268,5 @@ func errorDetail(body []byte) string {
 			parts = append(parts, s)
 		}
 	}
-	return cutRunes(strings.Join(parts, ": "), 1024)
+	return shared.Shorten(strings.Join(parts, ": "), 1024)
 }

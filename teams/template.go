@@ -1,12 +1,11 @@
 package teams
 
 import (
-	"errors"
-	"strings"
 	"text/template"
 	"time"
 
 	"github.com/outhook/outhook"
+	shared "github.com/outhook/outhook/internal/render"
 )
 
 // TemplateData is what titleTemplate and textTemplate are executed with:
@@ -46,49 +45,31 @@ func newTemplateData(req *outhook.DeliveryRequest, doc map[string]any) *Template
 	}
 }
 
+// templates parses and runs the templates of a config. A missing payload
+// field renders as nothing; a field of a missing object fails the template
+// (which then falls back to the default). Parse checks, by running a
+// template on empty data, that it names only fields TemplateData has:
+// errors from payload fields that are missing in the empty sample are
+// expected, a field TemplateData or outhook.Event lacks is a mistake.
+var templates = &shared.Engine{
+	Missing:     shared.MissingZero,
+	MaxOutput:   maxTemplateOutput,
+	Sample:      func() any { return &TemplateData{Payload: map[string]any{}} },
+	SampleFails: shared.UnknownField,
+}
+
 // parseTemplate parses a template of the config field name and checks, by
 // running it on empty data, that it names only fields TemplateData has.
 func parseTemplate(name, text string) (*template.Template, error) {
-	t, err := template.New(name).Option("missingkey=zero").Parse(text)
-	if err != nil {
-		return nil, err
-	}
-	sample := &TemplateData{Payload: map[string]any{}}
-	var w cappedWriter
-	if err := t.Execute(&w, sample); err != nil {
-		// Errors from payload fields that are missing in the empty sample
-		// are expected; a field TemplateData or outhook.Event lacks is a
-		// mistake in the template.
-		var ee template.ExecError
-		if errors.As(err, &ee) && strings.Contains(err.Error(), "can't evaluate field") {
-			return nil, err
-		}
-	}
-	return t, nil
+	return templates.Parse(name, text)
 }
-
-// noValue is what text/template prints for a missing map key even with
-// missingkey=zero, since the payload's values are interfaces.
-const noValue = "<no value>"
 
 // render executes t on data, capping its output at maxTemplateOutput
 // bytes. It returns "" when the template fails.
 func render(t *template.Template, data *TemplateData) string {
-	var w cappedWriter
-	if err := t.Execute(&w, data); err != nil {
+	out, err := templates.Execute(t, data)
+	if err != nil {
 		return ""
 	}
-	// The cap may have cut a multi-byte character in two.
-	return strings.ReplaceAll(strings.ToValidUTF8(w.b.String(), ""), noValue, "")
-}
-
-// cappedWriter keeps the first maxTemplateOutput bytes written to it and
-// discards the rest, so a template cannot build an unbounded string.
-type cappedWriter struct{ b strings.Builder }
-
-func (w *cappedWriter) Write(p []byte) (int, error) {
-	if room := maxTemplateOutput - w.b.Len(); room > 0 {
-		w.b.Write(p[:min(len(p), room)])
-	}
-	return len(p), nil
+	return out
 }
