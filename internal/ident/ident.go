@@ -107,13 +107,17 @@ func New(prefix string, now time.Time) string {
 // Derive returns prefix followed by a 26-character identifier that is a
 // function of parts alone, so the same inputs always name the same thing.
 func Derive(prefix string, parts ...string) string {
-	h := sha256.New()
+	// Hash from a stack buffer: IDs are short, so this allocates nothing
+	// but the result.
+	var buf [256]byte
+	b := buf[:0]
 	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
+		b = append(b, p...)
+		b = append(b, 0)
 	}
+	sum := sha256.Sum256(b)
 	var raw [16]byte
-	copy(raw[:], h.Sum(nil))
+	copy(raw[:], sum[:16])
 	return encode(prefix, raw)
 }
 

@@ -90,3 +90,10 @@ func BenchmarkNew(b *testing.B) {
 		_ = New("msg_", now)
 	}
 }
+
+func BenchmarkDerive(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = Derive("dlv_", "msg_01JD7Y3Q8ZB2W4N6XK5T0M9R1C", "incident.incident.created", "sub_01JD7Y3Q8ZB2W4N6XK5T0M9R1D")
+	}
+}
