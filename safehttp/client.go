@@ -64,7 +64,18 @@ type Config struct {
 	// certificates. It is meant for tests (the pool of an
 	// httptest.NewTLSServer) and private CAs.
 	RootCAs *x509.CertPool
+	// MaxIdleConnsPerHost is how many idle keep-alive connections are kept
+	// per destination host. It should be at least the number of deliveries
+	// made at once (the queue's concurrency): with fewer, every burst to a
+	// busy host closes connections and dials new ones. Zero means
+	// DefaultMaxIdleConnsPerHost.
+	MaxIdleConnsPerHost int
 }
+
+// DefaultMaxIdleConnsPerHost is the default of Config.MaxIdleConnsPerHost:
+// enough for the in-memory queue's default of 32 deliveries at once to one
+// host, with room to spare.
+const DefaultMaxIdleConnsPerHost = 64
 
 // Resolver is the part of *net.Resolver the client needs.
 type Resolver interface {
@@ -118,6 +129,12 @@ func New(cfg *Config) (*Client, error) {
 		return nil, fmt.Errorf("safehttp: Config.MaxBody is negative (%d)", cfg.MaxBody)
 	case cfg.DrainLimit < 0:
 		return nil, fmt.Errorf("safehttp: Config.DrainLimit is negative (%d)", cfg.DrainLimit)
+	case cfg.MaxIdleConnsPerHost < 0:
+		return nil, fmt.Errorf("safehttp: Config.MaxIdleConnsPerHost is negative (%d)", cfg.MaxIdleConnsPerHost)
+	}
+	idlePerHost := cfg.MaxIdleConnsPerHost
+	if idlePerHost == 0 {
+		idlePerHost = DefaultMaxIdleConnsPerHost
 	}
 	allow, err := normalizeAllow(cfg.Allow)
 	if err != nil {
@@ -153,8 +170,8 @@ func New(cfg *Config) (*Client, error) {
 		Proxy:                 cfg.Proxy,
 		DialContext:           c.dialContext,
 		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          100,
-		MaxIdleConnsPerHost:   16, // deliverers send many requests to few hosts
+		MaxIdleConns:          max(256, idlePerHost),
+		MaxIdleConnsPerHost:   idlePerHost, // deliverers send many requests to few hosts
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: 1 * time.Second,
