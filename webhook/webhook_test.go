@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -699,4 +700,29 @@ func TestSendTestFailure(t *testing.T) {
 	require.Equal(t, "signature mismatch", a.Response)
 	require.Equal(t, outhook.ErrorClassHTTPStatus, a.ErrorClass)
 	require.NotContains(t, a.Error, secretA)
+}
+
+// A prepared config is reused between deliveries, but never past the
+// moment one of its keys expires.
+func TestCachedConfigFollowsKeyExpiry(t *testing.T) {
+	rcv := newReceiver(t, nil)
+	now := clock
+	var mu sync.Mutex
+	d := newDeliverer(t, func() time.Time { mu.Lock(); defer mu.Unlock(); return now })
+	cfg := config(t, map[string]any{"url": rcv.URL, "secrets": []map[string]any{
+		{"secret": secretA},
+		{"secret": secretB, "notAfter": clock.Add(time.Hour).Format(time.RFC3339)},
+	}})
+	signatures := func() int {
+		_, err := deliver(t, d, request(cfg))
+		require.NoError(t, err)
+		reqs := rcv.requests()
+		return len(strings.Split(reqs[len(reqs)-1].Header.Get("webhook-signature"), " "))
+	}
+	require.Equal(t, 2, signatures())
+	require.Equal(t, 2, signatures(), "from the cache")
+	mu.Lock()
+	now = clock.Add(time.Hour)
+	mu.Unlock()
+	require.Equal(t, 1, signatures(), "secretB has expired: the cached config is not used")
 }
