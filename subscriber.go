@@ -169,7 +169,9 @@ func (c *Client) handleDelivery(ctx context.Context, job *queue.Job) queue.Resul
 		if at, ok := c.deliveryRetry.retryAt(end, d.round(attempt), attempt.RetryAfter, DeliverySchedule); ok {
 			u.Status, u.NextAttemptAt = DeliveryPending, at
 			attempt.NextAttemptAt = at
-			result = queue.Result{Disposition: queue.Retry, RunAt: at, Err: err}
+			// The queue's copy of the error shares the attempt's string
+			// rather than rendering it again: it is kept per pending job.
+			result = queue.Result{Disposition: queue.Retry, RunAt: at, Err: errors.New(attempt.Error)}
 		} else {
 			u.Status = DeliveryFailed
 		}

@@ -199,15 +199,19 @@ func (c *Client) Do(ctx context.Context, req *http.Request) (*Response, error) {
 	if req == nil {
 		return nil, &Error{Class: ClassBlocked, Op: "guard", Err: blockedf("nil request")}
 	}
-	method, rurl := methodOf(req), ""
-	if req.URL != nil {
-		rurl = Redact(req.URL.String())
+	method := methodOf(req)
+	// The redacted URL is only for errors: computed when one is made.
+	rurl := func() string {
+		if req.URL == nil {
+			return ""
+		}
+		return Redact(req.URL.String())
 	}
 	if err := c.precheck(req); err != nil {
 		if req.Body != nil {
 			req.Body.Close()
 		}
-		return nil, &Error{Class: ClassBlocked, Method: method, URL: rurl, Op: "guard", Err: err}
+		return nil, &Error{Class: ClassBlocked, Method: method, URL: rurl(), Op: "guard", Err: err}
 	}
 	if ctx == nil {
 		ctx = context.Background()
@@ -215,21 +219,23 @@ func (c *Client) Do(ctx context.Context, req *http.Request) (*Response, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, c.timeout, &ownTimeout{c.timeout})
 	defer cancel()
 	r := req.WithContext(ctx)
-	r.Header = req.Header.Clone()
-	if r.Header == nil {
-		r.Header = make(http.Header)
-	}
 	if _, ok := r.Header["User-Agent"]; !ok {
+		// Add the User-Agent to a copy: the caller's request is not ours
+		// to change.
+		r.Header = req.Header.Clone()
+		if r.Header == nil {
+			r.Header = make(http.Header)
+		}
 		r.Header.Set("User-Agent", c.userAgent)
 	}
 	resp, err := c.hc.Do(r)
 	if err != nil {
-		return nil, wrap(ctx, method, rurl, "request", err)
+		return nil, wrap(ctx, method, rurl(), "request", err)
 	}
 	defer resp.Body.Close()
 	body, truncated, err := c.readBody(resp)
 	if err != nil {
-		return nil, wrap(ctx, method, rurl, "read", err)
+		return nil, wrap(ctx, method, rurl(), "read", err)
 	}
 	return &Response{
 		StatusCode: resp.StatusCode,
@@ -272,6 +278,9 @@ func (c *Client) precheck(req *http.Request) error {
 // the connection can be reused; Close (by the caller) then closes a
 // connection whose body is not at its end.
 func (c *Client) readBody(resp *http.Response) ([]byte, bool, error) {
+	if resp.ContentLength == 0 {
+		return nil, false, nil // 204 and friends: nothing to read
+	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(c.maxBody)+1))
 	if err != nil {
 		return nil, false, err
