@@ -34,7 +34,11 @@
 //
 // # Scheduling
 //
-// Ready jobs run in FIFO order. A job whose RunAt lies in the future waits
+// Ready jobs run in FIFO order, except that the Next jobs of a handler's
+// Result go to the head of the queue: an event's deliveries go out before
+// the events queued behind it are routed, which keeps the work in hand, and
+// the latency of a delivery, independent of the backlog. A job whose RunAt
+// lies in the future waits
 // in a min-heap ordered by RunAt (ties in admission order) and moves to the
 // ready queue when due. One scheduler goroutine with a single timer serves
 // all delayed jobs, however many there are. At most [Config.Concurrency]
@@ -310,7 +314,7 @@ func (q *Queue) Enqueue(ctx context.Context, jobs ...*queue.Job) error {
 		}
 		q.mu.Lock()
 	}
-	q.signal(q.admit(jobs, now))
+	q.signal(q.admit(jobs, now, false))
 	q.mu.Unlock()
 	return nil
 }
@@ -348,19 +352,30 @@ func (q *Queue) checkGroups(jobs []*queue.Job) error {
 
 // admit adds valid jobs to the ready queue or the delay heap and returns
 // how many became ready. now must be set when a job has a zero CreatedAt or
-// a non-zero RunAt. Call with mu held.
-func (q *Queue) admit(jobs []*queue.Job, now time.Time) int {
+// a non-zero RunAt. first puts the ready ones at the head of the queue.
+// Call with mu held.
+func (q *Queue) admit(jobs []*queue.Job, now time.Time, first bool) int {
 	n := 0
-	for _, j := range jobs {
+	// With first, ready jobs go to the head of the queue, in their order:
+	// walk them backwards.
+	for i := range jobs {
+		j := jobs[i]
+		if first {
+			j = jobs[len(jobs)-1-i]
+		}
 		if j.CreatedAt.IsZero() {
 			j.CreatedAt = now
 		}
-		if j.RunAt.IsZero() || !j.RunAt.After(now) {
-			q.ready.push(j)
-			n++
-		} else {
+		switch {
+		case !j.RunAt.IsZero() && j.RunAt.After(now):
 			q.delay(j, j.RunAt)
+			continue
+		case first:
+			q.ready.pushFront(j)
+		default:
+			q.ready.push(j)
 		}
+		n++
 	}
 	return n
 }
@@ -655,7 +670,7 @@ func (q *Queue) apply(j *queue.Job, res queue.Result, now time.Time, errText str
 	}
 	switch disp {
 	case queue.Done:
-		if n := q.admit(res.Next, now); n > 1 {
+		if n := q.admit(res.Next, now, true); n > 1 {
 			q.signal(n - 1) // this worker takes one itself
 		}
 		q.wakeRoom()
@@ -739,6 +754,15 @@ func (r *ring) push(j *queue.Job) {
 		r.grow()
 	}
 	r.buf[(r.head+r.n)&(len(r.buf)-1)] = j
+	r.n++
+}
+
+func (r *ring) pushFront(j *queue.Job) {
+	if r.n == len(r.buf) {
+		r.grow()
+	}
+	r.head = (r.head - 1 + len(r.buf)) & (len(r.buf) - 1)
+	r.buf[r.head] = j
 	r.n++
 }
 

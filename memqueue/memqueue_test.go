@@ -858,3 +858,45 @@ func TestDelayedJobsDoNotCountAgainstCapacity(t *testing.T) {
 	require.Equal(t, 2, delayed)
 	require.LessOrEqual(t, ready+running, 2)
 }
+
+// The Next jobs of a handler run before the jobs queued behind it, in
+// their order.
+func TestNextJobsRunFirst(t *testing.T) {
+	q := newQueue(t, &Config{Concurrency: 1})
+	var (
+		mu    sync.Mutex
+		order []string
+	)
+	require.NoError(t, q.Subscribe("g", func(ctx context.Context, j *queue.Job) queue.Result {
+		mu.Lock()
+		order = append(order, j.ID)
+		mu.Unlock()
+		if j.ID == "A" {
+			return queue.Result{Next: []*queue.Job{job("g", "A1"), job("g", "A2"), job("g", "A3")}}
+		}
+		return queue.Result{}
+	}, queue.GroupOptions{}))
+	require.NoError(t, q.Enqueue(tctx(t), job("g", "A"), job("g", "B"), job("g", "C")))
+	start(t, q)
+	require.NoError(t, q.WaitIdle(tctx(t)))
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, []string{"A", "A1", "A2", "A3", "B", "C"}, order)
+}
+
+func TestRingPushFront(t *testing.T) {
+	var r ring
+	for i := range 20 { // across growth and wrap-around
+		if i%2 == 0 {
+			r.push(&queue.Job{ID: fmt.Sprint("b", i)})
+		} else {
+			r.pushFront(&queue.Job{ID: fmt.Sprint("f", i)})
+		}
+	}
+	var got []string
+	for r.n > 0 {
+		got = append(got, r.pop().ID)
+	}
+	require.Equal(t, []string{"f19", "f17", "f15", "f13", "f11", "f9", "f7", "f5", "f3", "f1",
+		"b0", "b2", "b4", "b6", "b8", "b10", "b12", "b14", "b16", "b18"}, got)
+}
