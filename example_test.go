@@ -160,8 +160,8 @@ func ExampleEmitHook() {
 	}
 
 	err := outhook.EmitHook(ctx, c, created, IncidentCreated{IncidentID: "inc-1", SystemIDs: []string{"sys-1"}, Title: "DB down", Severity: "critical"})
+	waitIdle(c) // the delivery happens in the background; wait for it before printing
 	fmt.Println("emit:", err)
-	waitIdle(c)
 
 	// A payload that breaks the validate tags is refused, naming every
 	// failing field by its JSON name; nothing is queued.
@@ -169,8 +169,8 @@ func ExampleEmitHook() {
 	fmt.Println(errors.Is(err, outhook.ErrInvalidPayload))
 	fmt.Println(err)
 	// Output:
-	// emit: <nil>
 	// deliver incident.incident.created to "ops": {"incidentId":"inc-1","systemIds":["sys-1"],"title":"DB down","severity":"critical"}
+	// emit: <nil>
 	// true
 	// outhook: invalid payload for hook "incident.created": systemIds is required; title is required; severity must be one of [critical major minor]
 }
