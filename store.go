@@ -108,12 +108,16 @@ type MemoryStoreConfig struct {
 type MemoryStore struct {
 	maxFinished int
 
-	mu       sync.RWMutex
+	mu       sync.RWMutex // guards the subscription fields below
 	subs     map[string]*Subscription
 	exact    map[string]map[string]struct{} // event ID → subscription IDs
 	patterns map[string]map[string]struct{} // pattern → subscription IDs
 	matches  map[string][]*Subscription     // event ID → routed subscriptions, cleared on change
 
+	// Deliveries have a lock of their own: routing reads subscriptions
+	// while the delivery workers update deliveries, and one lock for both
+	// made them wait on each other.
+	dmu        sync.RWMutex
 	deliveries map[string]*Delivery
 	order      []string // delivery IDs by creation
 	finished   int
@@ -283,8 +287,8 @@ func (s *MemoryStore) MatchSubscriptions(ctx context.Context, eventID string) ([
 
 // CreateDeliveries implements Store.
 func (s *MemoryStore) CreateDeliveries(ctx context.Context, ds []*Delivery) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.dmu.Lock()
+	defer s.dmu.Unlock()
 	for _, d := range ds {
 		if _, ok := s.deliveries[d.ID]; ok {
 			continue
@@ -297,8 +301,8 @@ func (s *MemoryStore) CreateDeliveries(ctx context.Context, ds []*Delivery) erro
 
 // GetDelivery implements Store.
 func (s *MemoryStore) GetDelivery(ctx context.Context, id string) (*Delivery, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	s.dmu.RLock()
+	defer s.dmu.RUnlock()
 	d, ok := s.deliveries[id]
 	if !ok {
 		return nil, notFound("delivery", id)
@@ -315,8 +319,8 @@ func cloneDelivery(d *Delivery) *Delivery {
 
 // UpdateDelivery implements Store.
 func (s *MemoryStore) UpdateDelivery(ctx context.Context, id string, attempt *Attempt, u DeliveryUpdate) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.dmu.Lock()
+	defer s.dmu.Unlock()
 	old, ok := s.deliveries[id]
 	if !ok {
 		return notFound("delivery", id)
@@ -364,8 +368,8 @@ func (s *MemoryStore) evict() {
 
 // ReopenDelivery implements Store.
 func (s *MemoryStore) ReopenDelivery(ctx context.Context, id string, at time.Time) (*Delivery, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.dmu.Lock()
+	defer s.dmu.Unlock()
 	old, ok := s.deliveries[id]
 	if !ok {
 		return nil, notFound("delivery", id)
@@ -386,8 +390,8 @@ func (s *MemoryStore) ListDeliveries(ctx context.Context, q DeliveryQuery) ([]*D
 	if limit <= 0 {
 		limit = 100
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	s.dmu.RLock()
+	defer s.dmu.RUnlock()
 	var out []*Delivery
 	for i := len(s.order) - 1; i >= 0 && len(out) < limit; i-- {
 		if d := s.deliveries[s.order[i]]; q.match(d) {
