@@ -281,7 +281,10 @@ func (c *Client) listen(hookID string, typ reflect.Type, group string, opts queu
 
 // enqueueHook queues one job per worker group listening to a hook. The jobs
 // share the message ID and the payload bytes.
-func (c *Client) enqueueHook(ctx context.Context, r *hookRoute, raw []byte) error {
+func (c *Client) enqueueHook(ctx context.Context, r *hookRoute, raw []byte, enq enqueueFunc) error {
+	if enq == nil {
+		enq = c.queue.Enqueue
+	}
 	now := time.Now()
 	msgID := ident.New("msg_", now)
 	var err error
@@ -293,7 +296,7 @@ func (c *Client) enqueueHook(ctx context.Context, r *hookRoute, raw []byte) erro
 			ptrs [1]*queue.Job
 		}{job: queue.Job{ID: msgID, Group: r.groups[0], Kind: kindHook, Payload: raw, CreatedAt: now}}
 		one.ptrs[0] = &one.job
-		err = c.queue.Enqueue(ctx, one.ptrs[:]...)
+		err = enq(ctx, one.ptrs[:]...)
 	} else {
 		jobs := make([]queue.Job, len(r.groups))
 		ptrs := make([]*queue.Job, len(r.groups))
@@ -301,7 +304,7 @@ func (c *Client) enqueueHook(ctx context.Context, r *hookRoute, raw []byte) erro
 			jobs[i] = queue.Job{ID: msgID, Group: g, Kind: kindHook, Payload: raw, CreatedAt: now}
 			ptrs[i] = &jobs[i]
 		}
-		err = c.queue.Enqueue(ctx, ptrs...)
+		err = enq(ctx, ptrs...)
 	}
 	if err != nil {
 		if errors.Is(err, queue.ErrClosed) {

@@ -74,6 +74,36 @@ func (h Hook[T]) check() error {
 // error. When the queue is full, EmitHook waits for room until ctx is done
 // (see memqueue). After Stop it returns ErrClosed.
 func EmitHook[T any](ctx context.Context, c *Client, h Hook[T], payload T) error {
+	return emitHook(ctx, c, h, payload, nil)
+}
+
+// EmitHookTx is EmitHook inside a transaction of the application's own
+// database: the event's jobs are written by tx, so they exist if and only if
+// tx commits. A rolled-back transaction is never delivered; a committed one
+// is delivered even if the process dies right after the commit. It returns
+// once the jobs are written; they become visible to the workers at commit.
+//
+// It needs a queue that implements queue.TxEnqueuer for the type of tx, as
+// the Postgres backend does for pgx.Tx (package postgres); with any other
+// queue it returns an error and writes nothing. Validation, the no-listener
+// shortcut and errors are those of EmitHook.
+func EmitHookTx[T, TTx any](ctx context.Context, c *Client, tx TTx, h Hook[T], payload T) error {
+	if c == nil {
+		return errors.New("outhook: EmitHookTx: client is nil")
+	}
+	txq, ok := c.queue.(queue.TxEnqueuer[TTx])
+	if !ok {
+		return fmt.Errorf("outhook: EmitHookTx: queue %T cannot enqueue in a %T transaction", c.queue, tx)
+	}
+	return emitHook(ctx, c, h, payload, func(ctx context.Context, jobs ...*queue.Job) error {
+		return txq.EnqueueTx(ctx, tx, jobs...)
+	})
+}
+
+// enqueueFunc admits jobs; nil means the client's queue's Enqueue.
+type enqueueFunc func(ctx context.Context, jobs ...*queue.Job) error
+
+func emitHook[T any](ctx context.Context, c *Client, h Hook[T], payload T, enq enqueueFunc) error {
 	if err := h.check(); err != nil {
 		return err
 	}
@@ -92,12 +122,12 @@ func EmitHook[T any](ctx context.Context, c *Client, h Hook[T], payload T) error
 	if route.typ != reflect.TypeFor[T]() {
 		return fmt.Errorf("outhook: hook %q carries %v, not %v", h.id, route.typ, reflect.TypeFor[T]())
 	}
-	return emit(ctx, c, route, payload)
+	return emit(ctx, c, route, payload, enq)
 }
 
 // emit validates, encodes and queues a payload. It is apart from EmitHook so
 // that only emissions somebody listens to move the payload to the heap.
-func emit[T any](ctx context.Context, c *Client, route *hookRoute, payload T) error {
+func emit[T any](ctx context.Context, c *Client, route *hookRoute, payload T, enq enqueueFunc) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -111,7 +141,7 @@ func emit[T any](ctx context.Context, c *Client, route *hookRoute, payload T) er
 	if err != nil {
 		return fmt.Errorf("outhook: encode payload of hook %q: %w", route.id, err)
 	}
-	return c.enqueueHook(ctx, route, raw)
+	return c.enqueueHook(ctx, route, raw, enq)
 }
 
 // Mode says how the listeners of a hook share its events. Create one with

@@ -152,6 +152,16 @@ type Queue interface {
 	Dead(ctx context.Context, limit int) ([]*Job, error)
 }
 
+// TxEnqueuer is implemented by queues that can admit jobs inside a
+// transaction of the application's own database, so that the jobs exist if
+// and only if the transaction commits (the transactional outbox, without a
+// relay). TTx is the backend's transaction type, such as pgx.Tx. The jobs
+// become visible to handlers when tx commits; EnqueueTx neither commits nor
+// rolls back.
+type TxEnqueuer[TTx any] interface {
+	EnqueueTx(ctx context.Context, tx TTx, jobs ...*Job) error
+}
+
 // Idler is implemented by queues that can tell when they have nothing left
 // to do. Tests use it to wait for the pipeline instead of sleeping.
 type Idler interface {
