@@ -1,0 +1,90 @@
+// Package postgres is outhook's Postgres backend: a durable work queue on
+// River (Queue) and a store (Store), shared by every node of an application
+// that points at the same database.
+//
+// # Choosing this backend
+//
+// The in-memory queue loses its jobs when the process exits. Use this
+// package when events must survive restarts and crashes, when several
+// nodes share the work, or when events must be emitted inside the
+// application's own database transaction (EmitHookTx): an event is then
+// queued if and only if the transaction commits, with no outbox relay to
+// run. Use package sqlite for a single process that must survive restarts
+// without a database server.
+//
+// The queue is River (github.com/riverqueue/river) through its pgx v5
+// driver; see package riverqueue for how outhook's jobs, retries, dead jobs,
+// leases and broadcast groups map onto River. In short: each worker group is
+// a River queue of its own, the outhook client alone decides retries and
+// dead jobs, a job's lease outlasts its group's timeout so that a delivery
+// is never in flight twice, and concurrent EmitHook calls share their
+// commits (group commit).
+//
+// # Migrations
+//
+// River's tables and the store's must exist before the queue starts and the
+// store opens. Run Migrate (both), or MigrateQueue and MigrateStore apart,
+// at deployment or at start-up; they are idempotent:
+//
+//	pool, err := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
+//	...
+//	if err := postgres.Migrate(ctx, pool); err != nil {
+//		return err
+//	}
+//
+// Applications that already run River's migrations with River's own tools
+// may skip MigrateQueue. A queue started without the tables fails at Start
+// with an error wrapping riverqueue.ErrNotMigrated that names the function
+// to run; an unreachable database fails Start too.
+//
+// # A client on Postgres
+//
+//	q, err := postgres.NewQueue(pool, nil)
+//	...
+//	store, err := postgres.NewStore(ctx, pool, nil)
+//	...
+//	client, err := outhook.NewClient(&outhook.Config{Queue: q, Store: store, ...})
+//	...
+//	if err := client.Start(ctx); err != nil { ... }
+//	defer client.Stop(stopCtx) // stops the queue too
+//
+// # Emitting in a transaction
+//
+// EmitHookTx writes the event's jobs with the application's pgx.Tx: a
+// rolled-back transaction is never delivered, a committed one is delivered
+// even if the process dies right after the commit.
+//
+//	tx, err := pool.Begin(ctx)
+//	if err != nil {
+//		return err
+//	}
+//	defer tx.Rollback(ctx)
+//	if _, err := tx.Exec(ctx, `INSERT INTO incidents (id, title) VALUES ($1, $2)`, inc.ID, inc.Title); err != nil {
+//		return err
+//	}
+//	if err := outhook.EmitHookTx(ctx, client, tx, IncidentCreated, inc); err != nil {
+//		return err
+//	}
+//	return tx.Commit(ctx)
+//
+// The transaction must come from a pool on the same database (and schema)
+// as the queue's.
+//
+// # Schemas and search_path
+//
+// Every table is unqualified: River's and the store's live in the first
+// schema of the connections' search_path, which is where the migrations
+// create them. To keep outhook in a schema of its own, set search_path on
+// the pool, for example in the URL (pgx passes unknown parameters to the
+// server):
+//
+//	postgres://app@db/app?search_path=outhook
+//
+// or in pgxpool.Config.ConnConfig.RuntimeParams["search_path"]. Every node,
+// and the transactions given to EmitHookTx, must use the same search_path.
+// QueueConfig.Schema (River's Config.Schema) instead qualifies River's table
+// names explicitly; it does not move the store's tables, and MigrateQueue
+// follows search_path, so prefer search_path. Two applications sharing a
+// database must use different schemas: outhook's River queues are named
+// after worker groups, which two applications could share.
+package postgres

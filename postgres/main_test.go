@@ -1,0 +1,16 @@
+package postgres_test
+
+import (
+	"testing"
+
+	"github.com/outhook/outhook/internal/clustertest"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	if clustertest.IsChild() {
+		// A crash proof's node in a process of its own (proof_test.go).
+		clustertest.RunChild(proofParts(clustertest.Getenv(envProofURL)))
+	}
+	goleak.VerifyTestMain(m)
+}
