@@ -15,12 +15,17 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/outhook/outhook/internal/clustertest"
 	"github.com/outhook/outhook/internal/servicetest"
 	"github.com/outhook/outhook/natsqueue"
 	"github.com/outhook/outhook/queue"
 )
 
 func TestMain(m *testing.M) {
+	if clustertest.IsChild() {
+		// A crash proof's node in a process of its own (proof_test.go).
+		clustertest.RunChild(proofParts(clustertest.Getenv(envProofNATS), clustertest.Getenv(envProofStream), clustertest.Getenv(envProofStore)))
+	}
 	goleak.VerifyTestMain(m)
 }
 
