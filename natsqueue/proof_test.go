@@ -41,7 +41,7 @@ func proofParts(url, stream, storePath string) clustertest.NewParts {
 		q, err := natsqueue.New(js, &natsqueue.Config{
 			Stream:     stream,
 			MaxWorkers: cfg.Workers,
-			AckMargin:  500 * time.Millisecond,
+			AckMargin:  3 * time.Second,
 			Logger:     slog.New(slog.DiscardHandler),
 		})
 		if err != nil {

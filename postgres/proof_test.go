@@ -17,8 +17,10 @@ import (
 const envProofURL = "OUTHOOK_PROOF_POSTGRES_URL"
 
 // proofParts builds one node on the Postgres backend: a pool of its own,
-// the River queue and the Postgres store. Leases are short so that the
-// crash proof's killed node's jobs come back within seconds.
+// the River queue and the Postgres store. Leases (the delivery timeout
+// plus twice a 3 s margin) are short enough that the crash proof's killed
+// node's jobs come back within seconds, and long enough that a loaded
+// machine does not expire the leases of live nodes.
 func proofParts(url string) clustertest.NewParts {
 	return func(ctx context.Context, cfg clustertest.NodeConfig) (clustertest.Parts, error) {
 		pool, err := pgxpool.New(ctx, url)
@@ -28,7 +30,7 @@ func proofParts(url string) clustertest.NewParts {
 		q, err := postgres.NewQueue(pool, &postgres.QueueConfig{
 			NodeID:         cfg.Name,
 			MaxWorkers:     cfg.Workers,
-			LeaseMargin:    500 * time.Millisecond,
+			LeaseMargin:    3 * time.Second,
 			RescueInterval: 250 * time.Millisecond,
 			Logger:         slog.New(slog.DiscardHandler),
 		})

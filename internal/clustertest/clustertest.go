@@ -303,6 +303,7 @@ func splitString(byNode map[string]int) string {
 // node must have done part of the work; the split is printed.
 func MultiNode(t *testing.T, newParts NewParts, nodes, events int) {
 	t.Helper()
+	events = scaled(events)
 	rec := NewReceiver()
 	clients := make([]*outhook.Client, nodes)
 	for i := range clients {
@@ -355,6 +356,15 @@ func firstN(m map[string]int, n int) map[string]int {
 		out[k] = v
 	}
 	return out
+}
+
+// scaled is n, or a tenth of it under the race detector.
+func scaled(n int) int {
+	if raceEnabled {
+		fmt.Printf("clustertest: race detector on: %d events instead of %d\n", max(n/10, 1), n)
+		return max(n/10, 1)
+	}
+	return n
 }
 
 // Getenv is os.Getenv, for the child process's settings.
