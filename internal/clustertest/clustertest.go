@@ -324,7 +324,7 @@ func MultiNode(t *testing.T, newParts NewParts, nodes, events int) {
 
 	unique, total := rec.Counts()
 	byNode := rec.ByNode()
-	fmt.Printf("clustertest: multi-node: %d events × %d subscriptions over %d nodes in %s (%.0f deliveries/s): delivered %d, duplicated %d, lost %d; split: %s\n",
+	report("clustertest: multi-node: %d events × %d subscriptions over %d nodes in %s (%.0f deliveries/s): delivered %d, duplicated %d, lost %d; split: %s\n",
 		events, len(subs), nodes, elapsed.Round(time.Millisecond), float64(total)/elapsed.Seconds(),
 		unique, total-unique, want-unique, splitString(byNode))
 	if total != want || unique != want {
@@ -358,10 +358,32 @@ func firstN(m map[string]int, n int) map[string]int {
 	return out
 }
 
+// EnvReport names a file the proofs append their summary lines to, so that
+// CI can print them after a `go test ./...` that hides passing tests'
+// output.
+const EnvReport = "OUTHOOK_PROOF_REPORT"
+
+// report prints a proof's summary line, and appends it to the file named by
+// OUTHOOK_PROOF_REPORT when set.
+func report(format string, args ...any) {
+	line := fmt.Sprintf(format, args...)
+	if !strings.HasSuffix(line, "\n") {
+		line += "\n"
+	}
+	fmt.Print(line)
+	if path := os.Getenv(EnvReport); path != "" {
+		f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err == nil {
+			_, _ = f.WriteString(line)
+			_ = f.Close()
+		}
+	}
+}
+
 // scaled is n, or a tenth of it under the race detector.
 func scaled(n int) int {
 	if raceEnabled {
-		fmt.Printf("clustertest: race detector on: %d events instead of %d\n", max(n/10, 1), n)
+		report("clustertest: race detector on: %d events instead of %d", max(n/10, 1), n)
 		return max(n/10, 1)
 	}
 	return n

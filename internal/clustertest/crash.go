@@ -104,7 +104,7 @@ type poster struct {
 	client *http.Client
 }
 
-type report struct {
+type deliveryReport struct {
 	Node string `json:"node"`
 	Key  string `json:"key"`
 }
@@ -126,7 +126,7 @@ func (d *poster) Deliver(ctx context.Context, req *outhook.DeliveryRequest) (out
 			return outhook.DeliveryResult{}, ctx.Err()
 		}
 	}
-	body, _ := json.Marshal(report{Node: d.node, Key: Key(req.Subscription.ID, p.N)})
+	body, _ := json.Marshal(deliveryReport{Node: d.node, Key: Key(req.Subscription.ID, p.N)})
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, d.url, bytes.NewReader(body))
 	if err != nil {
 		return outhook.DeliveryResult{}, outhook.Permanent(err)
@@ -189,7 +189,7 @@ func Crash(t *testing.T, o CrashOptions) {
 	}
 	rec := NewReceiver()
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var rep report
+		var rep deliveryReport
 		if err := json.NewDecoder(r.Body).Decode(&rep); err != nil || rep.Key == "" {
 			http.Error(w, "bad report", http.StatusBadRequest)
 			return
@@ -277,7 +277,7 @@ func Crash(t *testing.T, o CrashOptions) {
 	}
 	unique, total := rec.Counts()
 	dups := total - unique
-	fmt.Printf("clustertest: crash: %d events × %d subscriptions; child killed at %s after %d of its deliveries (%d of %d done in all); all done at %s; delivered %d, duplicated %d (bound %d in flight), lost %d; split: %s\n",
+	report("clustertest: crash: %d events × %d subscriptions; child killed at %s after %d of its deliveries (%d of %d done in all); all done at %s; delivered %d, duplicated %d (bound %d in flight), lost %d; split: %s\n",
 		o.Events, len(subs), killedAt.Round(time.Millisecond), childBefore, uniqueAtKill, want, time.Since(start).Round(time.Millisecond),
 		unique, dups, o.Workers, want-unique, splitString(rec.ByNode()))
 	if unique != want {
