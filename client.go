@@ -333,6 +333,11 @@ func (c *Client) hookHandler(hookID, group string, run func(context.Context, *qu
 			// Cut short by shutdown: not a failure of the handler.
 			return queue.Result{Disposition: queue.Retry, Err: queueCtx.Err()}
 		}
+		if pe := (*poisonError)(nil); errors.As(err, &pe) {
+			c.log.Error("outhook: hook job cannot be processed, giving up at once", "hook", hookID, "group", group,
+				"message", job.ID, "attempt", job.Attempt, "error", err)
+			return queue.Result{Disposition: queue.Dead, Err: err}
+		}
 		at, ok := c.handlerRetry.retryAt(time.Now(), job.Attempt, 0, HandlerSchedule)
 		if !ok {
 			c.log.Error("outhook: hook handler failed, giving up", "hook", hookID, "group", group,
@@ -344,6 +349,18 @@ func (c *Client) hookHandler(hookID, group string, run func(context.Context, *qu
 		return queue.Result{Disposition: queue.Retry, RunAt: at, Err: err}
 	}
 }
+
+// poisonError marks a job that can never succeed however often it runs:
+// its payload does not decode into the hook's type (an emitter of another
+// version, a damaged row). Such a job dies at once instead of being retried
+// on the handler schedule.
+type poisonError struct{ err error }
+
+func (e *poisonError) Error() string { return e.err.Error() }
+func (e *poisonError) Unwrap() error { return e.err }
+
+// poison marks err as the error of a job that cannot succeed.
+func poison(err error) error { return &poisonError{err} }
 
 // safeRun runs a hook handler, turning a panic into an error.
 func (c *Client) safeRun(ctx context.Context, run func(context.Context, *queue.Job) ([]*queue.Job, error), job *queue.Job) (next []*queue.Job, err error) {

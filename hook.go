@@ -216,7 +216,7 @@ func OnHook[T any](c *Client, h Hook[T], handler HandlerFunc[T], mode Mode) erro
 	run := func(ctx context.Context, job *queue.Job) ([]*queue.Job, error) {
 		var payload T
 		if err := json.Unmarshal(job.Payload, &payload); err != nil {
-			return nil, fmt.Errorf("outhook: decode payload of hook %q: %w", h.id, err)
+			return nil, poison(fmt.Errorf("outhook: decode payload of hook %q: %w", h.id, err))
 		}
 		return nil, handler(context.WithValue(ctx, handlerKey{}, c), payload)
 	}

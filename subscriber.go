@@ -51,7 +51,7 @@ func (c *Client) routeEvent(ctx context.Context, rec *eventRecord, job *queue.Jo
 				dec := json.NewDecoder(bytes.NewReader(payload))
 				dec.UseNumber()
 				if err := dec.Decode(&doc); err != nil {
-					return nil, fmt.Errorf("outhook: decode payload of event %q for filtering: %w", rec.ID, err)
+					return nil, poison(fmt.Errorf("outhook: decode payload of event %q for filtering: %w", rec.ID, err))
 				}
 				decoded = true
 			}

@@ -44,7 +44,7 @@ func eraseTransform[T any](eventID string, fn TransformFunc[T]) func([]byte) (js
 	return func(raw []byte) (out json.RawMessage, err error) {
 		var payload T
 		if err := json.Unmarshal(raw, &payload); err != nil {
-			return nil, &TransformError{EventID: eventID, Err: fmt.Errorf("decode payload: %w", err)}
+			return nil, poison(&TransformError{EventID: eventID, Err: fmt.Errorf("decode payload: %w", err)})
 		}
 		defer func() {
 			if r := recover(); r != nil {
