@@ -61,8 +61,8 @@ type Parts struct {
 type NodeConfig struct {
 	// Name names the node ("node-1", "child", ...).
 	Name string
-	// DeliveryTimeout is the client's delivery timeout; leases must
-	// outlast it.
+	// DeliveryTimeout is the client's delivery timeout and handler timeout
+	// (routing an event is a handler run); leases must outlast it.
 	DeliveryTimeout time.Duration
 	// Workers is how many jobs of one worker group the node runs at once.
 	Workers int
@@ -199,6 +199,7 @@ func newClient(t testing.TB, parts Parts, dl outhook.Deliverer, timeout time.Dur
 		Store:           parts.Store,
 		Queue:           parts.Queue,
 		DeliveryTimeout: timeout,
+		HandlerTimeout:  timeout,
 		Logger:          slog.New(slog.DiscardHandler),
 	})
 	if err != nil {

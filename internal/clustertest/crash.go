@@ -64,6 +64,7 @@ func RunChild(newParts NewParts) {
 		Store:           parts.Store,
 		Queue:           parts.Queue,
 		DeliveryTimeout: timeout,
+		HandlerTimeout:  timeout,
 		Logger:          slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
@@ -159,8 +160,10 @@ type CrashOptions struct {
 	// may be in flight at the kill, and so the bound on duplicates.
 	// Default 8.
 	Workers int
-	// DeliveryTimeout is the nodes' delivery timeout: jobs of the killed
-	// node come back after about this plus the backend's lease margin.
+	// DeliveryTimeout is the nodes' delivery and handler timeout: jobs of
+	// the killed node come back after about this plus the backend's lease
+	// margin. (With the default one-minute handler timeout, the events the
+	// killed node was routing would wait a minute for their lease.)
 	// Default 2 s.
 	DeliveryTimeout time.Duration
 	// Restart selects the single-node form (SQLite): the child emits the
