@@ -34,6 +34,9 @@ func startServer(t *testing.T) *server {
 	t.Helper()
 	bin, err := exec.LookPath("nats-server")
 	if err != nil {
+		if servicetest.Required() {
+			t.Fatalf("nats-server is not on PATH, and %s=1 makes the reconnection test mandatory", servicetest.EnvRequire)
+		}
 		t.Skip("nats-server is not installed: skipping the reconnection test")
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
