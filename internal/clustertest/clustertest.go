@@ -307,12 +307,14 @@ func MultiNode(t *testing.T, newParts NewParts, nodes, events int) {
 	events = scaled(events)
 	rec := NewReceiver()
 	clients := make([]*outhook.Client, nodes)
+	backend := ""
 	for i := range clients {
 		name := fmt.Sprintf("node-%d", i+1)
 		parts, err := newParts(context.Background(), NodeConfig{Name: name, DeliveryTimeout: 10 * time.Second, Workers: 20})
 		if err != nil {
 			t.Fatalf("clustertest: node %s: %v", name, err)
 		}
+		backend = backendName(parts)
 		clients[i] = newClient(t, parts, &recorder{node: name, rec: rec}, 10*time.Second)
 	}
 	subs := subscribe(t, clients[0], 2)
@@ -325,8 +327,8 @@ func MultiNode(t *testing.T, newParts NewParts, nodes, events int) {
 
 	unique, total := rec.Counts()
 	byNode := rec.ByNode()
-	report("clustertest: multi-node: %d events × %d subscriptions over %d nodes in %s (%.0f deliveries/s): delivered %d, duplicated %d, lost %d; split: %s\n",
-		events, len(subs), nodes, elapsed.Round(time.Millisecond), float64(total)/elapsed.Seconds(),
+	report("clustertest: multi-node (%s): %d events × %d subscriptions over %d nodes in %s (%.0f deliveries/s): delivered %d, duplicated %d, lost %d; split: %s\n",
+		backend, events, len(subs), nodes, elapsed.Round(time.Millisecond), float64(total)/elapsed.Seconds(),
 		unique, total-unique, want-unique, splitString(byNode))
 	if total != want || unique != want {
 		t.Fatalf("clustertest: want each of %d deliveries exactly once, got %d distinct and %d in all; duplicated: %v",
@@ -379,6 +381,11 @@ func report(format string, args ...any) {
 			_ = f.Close()
 		}
 	}
+}
+
+// backendName names a node's queue and store for the proofs' reports.
+func backendName(p Parts) string {
+	return fmt.Sprintf("queue %T, store %T", p.Queue, p.Store)
 }
 
 // scaled is n, or a tenth of it under the race detector.

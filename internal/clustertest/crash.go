@@ -211,6 +211,7 @@ func Crash(t *testing.T, o CrashOptions) {
 	ctx := context.Background()
 	var parent *outhook.Client
 	var subs []string
+	var backend string
 	if o.Restart {
 		// Create the subscriptions, then leave the backend to the children.
 		parts, err := o.NewParts(ctx, NodeConfig{Name: "setup", DeliveryTimeout: o.DeliveryTimeout, Workers: o.Workers})
@@ -226,6 +227,7 @@ func Crash(t *testing.T, o CrashOptions) {
 			t.Fatal(err)
 		}
 		subs = subscribe(t, c, 2)
+		backend = backendName(parts)
 		stopCtx, cancel := context.WithTimeout(ctx, time.Minute)
 		err = c.Stop(stopCtx)
 		cancel()
@@ -240,6 +242,7 @@ func Crash(t *testing.T, o CrashOptions) {
 		if err != nil {
 			t.Fatalf("clustertest: parent node: %v", err)
 		}
+		backend = backendName(parts)
 		parent = newClient(t, parts, &recorder{node: "parent", rec: rec, delay: 2 * time.Millisecond}, o.DeliveryTimeout)
 		subs = subscribe(t, parent, 2)
 	}
@@ -280,8 +283,8 @@ func Crash(t *testing.T, o CrashOptions) {
 	}
 	unique, total := rec.Counts()
 	dups := total - unique
-	report("clustertest: crash: %d events × %d subscriptions; child killed at %s after %d of its deliveries (%d of %d done in all); all done at %s; delivered %d, duplicated %d (bound %d in flight), lost %d; split: %s\n",
-		o.Events, len(subs), killedAt.Round(time.Millisecond), childBefore, uniqueAtKill, want, time.Since(start).Round(time.Millisecond),
+	report("clustertest: crash (%s): %d events × %d subscriptions; child killed at %s after %d of its deliveries (%d of %d done in all); all done at %s; delivered %d, duplicated %d (bound %d in flight), lost %d; split: %s\n",
+		backend, o.Events, len(subs), killedAt.Round(time.Millisecond), childBefore, uniqueAtKill, want, time.Since(start).Round(time.Millisecond),
 		unique, dups, o.Workers, want-unique, splitString(rec.ByNode()))
 	if unique != want {
 		t.Fatalf("clustertest: lost %d deliveries", want-unique)
