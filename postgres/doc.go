@@ -48,6 +48,25 @@
 //	if err := client.Start(ctx); err != nil { ... }
 //	defer client.Stop(stopCtx) // stops the queue too
 //
+// # Throughput
+//
+// The queue and the store batch their work: concurrent EmitHook calls share
+// a transaction (group commit), so do the completions of the jobs that
+// admit others (an event's routing and its deliveries), and the store's
+// calls on the delivery path (creating deliveries, reading them and their
+// subscriptions, recording attempts) run in groups, one statement for all
+// the calls waiting (see the internal/sqlstore package). So a small pool
+// suffices: pgx's default (four connections, or the number of CPUs) holds
+// River's listener, its fetches and completer, and the groups of both; more
+// connections add contention rather than throughput. Each worker group runs
+// riverqueue.DefaultMaxWorkers jobs at once per node (QueueConfig.MaxWorkers,
+// GroupMaxWorkers): with a database round trip or a delivery in each run,
+// concurrency, not the CPU, bounds a group's throughput.
+//
+// A job is deleted as soon as its handler is done with it, rather than kept
+// marked completed as River does (see QueueConfig.KeepCompleted): outhook
+// has no use for completed jobs, and River's table stays small.
+//
 // # Emitting in a transaction
 //
 // EmitHookTx writes the event's jobs with the application's pgx.Tx: a

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"slices"
@@ -466,16 +467,65 @@ func TestDedupe(t *testing.T) {
 		&queue.Job{ID: "b", Group: "g"}, &queue.Job{ID: "b", Group: "g"}, &queue.Job{ID: "b", Group: "h"}))
 	rec.await(t, 10*time.Second, "b in both groups", func() bool { return len(rec.of("b")) == 2 })
 
-	// Finished (River completes jobs in batches, a little after the
+	// Finished (deleted, or marked completed by River, a little after the
 	// handler returns): runs again.
-	waitFor(t, 10*time.Second, "b to be completed", func() bool {
-		var done bool
-		require.NoError(t, n.pool.QueryRow(ctx, `SELECT bool_and(state = 'completed') FROM river_job WHERE args->>'id' = 'b'`).Scan(&done))
-		return done
+	waitFor(t, 10*time.Second, "b to be finished", func() bool {
+		var live int
+		require.NoError(t, n.pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE args->>'id' = 'b' AND state <> 'completed'`).Scan(&live))
+		return live == 0
 	})
 	require.NoError(t, n.q.Enqueue(ctx, &queue.Job{ID: "b", Group: "h"}))
 	rec.await(t, 10*time.Second, "b to run again", func() bool { return len(rec.of("b")) == 3 })
 	require.Empty(t, rec.of("a"))
+}
+
+// TestCompletedJobsAreDeleted: a job whose handler is done, with or without
+// Next jobs, is deleted from River's table; with KeepCompleted, River marks
+// it completed and keeps it.
+func TestCompletedJobsAreDeleted(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		t.Run(fmt.Sprintf("keep=%v", keep), func(t *testing.T) {
+			url := migratedSchema(t)
+			cfg := testConfig()
+			cfg.KeepCompleted = keep
+			n := newQNode(t, url, cfg)
+			rec := newRuns()
+			require.NoError(t, n.q.Subscribe("g", func(_ context.Context, j *queue.Job) queue.Result {
+				rec.add(j)
+				if j.ID == "parent" {
+					return queue.Result{Next: []*queue.Job{{ID: "child", Group: "g"}}}
+				}
+				return queue.Result{}
+			}, queue.GroupOptions{}))
+			ctx := ctxFor(t, 30*time.Second)
+			require.NoError(t, n.q.Start(ctx))
+			require.NoError(t, n.q.Enqueue(ctx, &queue.Job{ID: "alone", Group: "g"}, &queue.Job{ID: "parent", Group: "g"}))
+			require.NoError(t, n.q.WaitIdle(ctx))
+			require.Len(t, rec.of("child"), 1)
+			rows := func() map[string]string {
+				r, err := n.pool.Query(ctx, `SELECT args->>'id', state FROM river_job`)
+				require.NoError(t, err)
+				defer r.Close()
+				out := map[string]string{}
+				for r.Next() {
+					var id, state string
+					require.NoError(t, r.Scan(&id, &state))
+					out[id] = state
+				}
+				require.NoError(t, r.Err())
+				return out
+			}
+			if !keep {
+				// The one without Next jobs is deleted a moment after its
+				// run, by then idle.
+				waitFor(t, 10*time.Second, "the finished jobs to be deleted", func() bool { return len(rows()) == 0 })
+				return
+			}
+			waitFor(t, 10*time.Second, "River to complete the jobs", func() bool {
+				return maps.Equal(rows(), map[string]string{"alone": "completed", "parent": "completed", "child": "completed"})
+			})
+		})
+	}
 }
 
 // TestStartWithoutMigrations: Start says which function creates the tables.

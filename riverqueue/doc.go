@@ -42,7 +42,7 @@
 //     as failed and the job runs again. The runs that finish together share
 //     that transaction (group commit): one statement completes all their
 //     jobs, another inserts all their Next jobs. A job whose lease ran out
-//     meanwhile (its row no longer shows this run's attempt, completed) is
+//     meanwhile (its row no longer shows this run's attempt, running) is
 //     left out, with its Next jobs.
 //   - Retry records Result.Err in River's error list with the attempt number
 //     (Job.Errors, oldest first) and makes the job run again at
@@ -50,6 +50,16 @@
 //     Retry with no error records nothing visible in Job.Errors.
 //   - Dead cancels the job (river.JobCancel) with Result.Err recorded; it
 //     never runs again and Dead lists it, most recent first.
+//
+// On Postgres, completing a job deletes it, unless [Config.KeepCompleted]:
+// outhook has no use for completed jobs, and marking a job completed writes
+// a new version of its row, with an entry in every one of River's indexes
+// on it, where a deletion writes none. A job done without Next jobs is
+// deleted before its run returns, in a transaction shared with the runs
+// ending at the same time; River's completer, which comes after, then finds
+// nothing to complete (if the deletion fails, River marks the job
+// completed). On SQLite, whose rowids are reused, jobs are marked completed
+// as River does, but in one statement for many (Backend.Finish).
 //
 // River's own retry policy never applies (the worker always gives the time)
 // and River's MaxAttempts never decides: every job gets the largest value
@@ -117,7 +127,9 @@
 // # Idleness, stopping
 //
 // WaitIdle polls River's job table until no outhook job is available,
-// scheduled, retryable, pending or running, on any node. Stop stops taking
+// scheduled, retryable, pending or running, on any node (on Postgres, with a
+// query that looks up each live state in River's fetch index, whatever the
+// number of finished jobs in the table). Stop stops taking
 // Enqueue calls, writes the ones already waiting, then stops River (which
 // stops fetching and waits for the running handlers), bounded by its
 // context; out of time, it cancels the handlers with River's StopAndCancel.

@@ -24,7 +24,7 @@ import (
 
 // Defaults for the zero fields of Config.
 const (
-	DefaultMaxWorkers         = 100
+	DefaultMaxWorkers         = 500
 	DefaultFetchCooldown      = 10 * time.Millisecond
 	DefaultFetchPollInterval  = time.Second
 	DefaultEnqueueMaxBatch    = 1000
@@ -56,6 +56,30 @@ type Backend[TTx any] struct {
 	Begin    func(ctx context.Context) (TTx, error)
 	Commit   func(ctx context.Context, tx TTx) error
 	Rollback func(ctx context.Context, tx TTx) error
+	// Finish, when set, finishes in tx the jobs of ids that are still
+	// running with the attempt number of the same index in attempts, in
+	// one statement, and returns the IDs it finished: it deletes them
+	// (Postgres), or marks them completed (SQLite), as River's
+	// JobCompleteTx would. With skipLocked, it leaves out the jobs whose
+	// rows another transaction holds (River's completer, finishing them
+	// too) rather than wait for them. River's tables are in schema when it
+	// is not empty. The queue completes the jobs with Next jobs with it;
+	// without it, with River's pilot (JobSetStateIfRunningMany), which on
+	// some drivers runs a statement per job. It must not delete on a
+	// database that reuses the IDs of deleted rows (SQLite's rowid): River's
+	// completer still completes each job by ID after its run.
+	Finish func(ctx context.Context, tx TTx, schema string, ids []int64, attempts []int, skipLocked bool) ([]int64, error)
+	// FinishDeletes says that Finish deletes the jobs. The queue then uses
+	// it only without Config.KeepCompleted, and also finishes the jobs done
+	// without Next jobs with it, before their runs return, so that River's
+	// completer does not mark them completed first.
+	FinishDeletes bool
+	// Live, when set, reports whether the River queues of names (in
+	// schema, when it is not empty) hold a job that is available, pending,
+	// retryable, running or scheduled: WaitIdle's poll. It should cost
+	// little whatever the number of finished jobs in the table. When nil,
+	// WaitIdle lists jobs with River's JobList.
+	Live func(ctx context.Context, schema string, names []string) (bool, error)
 	// Name prefixes errors, such as "postgres".
 	Name string
 	// Migrate names the function that creates River's tables, such as
@@ -78,7 +102,12 @@ type Config struct {
 	NodeID string
 
 	// MaxWorkers is how many jobs of one worker group this node runs at
-	// once (each group is a River queue with its own workers). Default 100.
+	// once (each group is a River queue with its own workers). Default 500:
+	// a run spends most of its time waiting, for the database (the queue's
+	// and the store's group commits) or for a delivery's destination, so a
+	// group's throughput is about MaxWorkers over a run's duration, and
+	// larger groups of runs finishing together also cost the database less
+	// per job. Idle workers cost nothing.
 	MaxWorkers int
 	// GroupMaxWorkers overrides MaxWorkers for the groups it names. The
 	// outhook client's delivery attempts run in the group
@@ -145,8 +174,20 @@ type Config struct {
 	// discarded jobs, which applies to every River job in the schema.
 	DeadRetention time.Duration
 	// CompletedRetention is how long River keeps completed jobs; -1 keeps
-	// them forever. Outhook has no use for them. Default 10 minutes.
+	// them forever. Outhook has no use for them. Default 10 minutes. It
+	// applies to the jobs River completes: see KeepCompleted.
 	CompletedRetention time.Duration
+	// KeepCompleted makes the queue leave completed jobs in River's table,
+	// marked completed, until CompletedRetention has passed, as River does.
+	// By default, on Postgres, the queue deletes a job as soon as its
+	// handler is done with it: outhook has no use for completed jobs, and
+	// marking a job completed writes a new version of its row, with an
+	// entry in each of River's indexes (two of them GIN indexes of the
+	// args), where a deletion writes none. Jobs River completes itself (when
+	// the deletion loses a race with River's completer, say) are kept as
+	// with KeepCompleted. On SQLite, completed jobs are always kept (SQLite
+	// would reuse the IDs of deleted jobs).
+	KeepCompleted bool
 
 	// Schema is the Postgres schema of River's tables (River's
 	// Config.Schema). Empty means the connections' search_path.
@@ -248,6 +289,9 @@ type Queue[TTx any] struct {
 	// completions is the group commit of the Next jobs of finished runs;
 	// nil with DisableGroupCommit.
 	completions *batcher[*completion]
+	// finished deletes the jobs of runs that ended Done without Next jobs
+	// (see worker.Work); nil unless the queue deletes completed jobs.
+	finished *batcher[*river.Job[jobArgs]]
 
 	// runCtx is given to River's Start and runs the maintenance loop.
 	// River treats its end as a hard stop, which it does not tell apart
@@ -357,6 +401,9 @@ func New[TTx any](be Backend[TTx], cfg *Config) (*Queue[TTx], error) {
 		q.completions = newBatcher(q.runCtx, q.commitCompletions,
 			func(c *completion) int { return 1 + len(c.next) },
 			c.EnqueueWindow, c.EnqueueMaxBatch, c.EnqueueFlushers)
+		if q.deletes() {
+			q.finished = newBatcher(q.runCtx, q.finishDone, nil, c.EnqueueWindow, c.EnqueueMaxBatch, c.EnqueueFlushers)
+		}
 	}
 	return q, nil
 }
@@ -380,6 +427,11 @@ func (q *Queue[TTx]) NodeID() string { return q.cfg.NodeID }
 
 // group returns the subscribed group named name, or nil.
 func (q *Queue[TTx]) group(name string) *group { return (*q.groups.Load())[name] }
+
+// deletes reports whether the queue completes jobs by deleting them.
+func (q *Queue[TTx]) deletes() bool {
+	return q.be.Finish != nil && q.be.FinishDeletes && !q.cfg.KeepCompleted
+}
 
 // closed reports whether Stop has begun.
 func (q *Queue[TTx]) closed() bool { return q.state.Load() >= stateStopping }
@@ -753,6 +805,10 @@ func (q *Queue[TTx]) Stop(ctx context.Context) error {
 		q.completions.close()
 		_ = q.completions.wait(context.Background())
 	}
+	if q.finished != nil {
+		q.finished.close()
+		_ = q.finished.wait(context.Background())
+	}
 	q.runCancel()
 	q.maintWG.Wait()
 	q.state.Store(stateStopped)
@@ -778,15 +834,14 @@ func (q *Queue[TTx]) WaitIdle(ctx context.Context) error {
 		for _, g := range groups {
 			names = append(names, g.queue)
 		}
-		params := river.NewJobListParams().Kinds(jobKind).Queues(names...).States(liveStates...).First(1)
-		res, err := q.client.JobList(ctx, params)
+		busy, err := q.anyLive(ctx, names)
 		if err != nil {
 			if ctxErr := ctx.Err(); ctxErr != nil {
 				return ctxErr
 			}
 			return fmt.Errorf("%s: wait idle: %w", q.be.Name, err)
 		}
-		if len(res.Jobs) == 0 {
+		if !busy {
 			return nil
 		}
 		if q.state.Load() == stateStopped {
@@ -804,6 +859,20 @@ func (q *Queue[TTx]) WaitIdle(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// anyLive reports whether a River queue of names holds a live job, with
+// the backend's Live when it has one.
+func (q *Queue[TTx]) anyLive(ctx context.Context, names []string) (bool, error) {
+	if q.be.Live != nil {
+		return q.be.Live(ctx, q.cfg.Schema, names)
+	}
+	params := river.NewJobListParams().Kinds(jobKind).Queues(names...).States(liveStates...).First(1)
+	res, err := q.client.JobList(ctx, params)
+	if err != nil {
+		return false, err
+	}
+	return len(res.Jobs) > 0, nil
 }
 
 // Dead returns up to limit dead jobs (at most 10,000), most recent first;

@@ -81,6 +81,13 @@ func (w *worker[TTx]) Work(ctx context.Context, job *river.Job[jobArgs]) error {
 	switch res.Disposition {
 	case queue.Done:
 		if len(res.Next) == 0 {
+			if q.finished != nil {
+				// Deleted now, with the jobs of the runs ending about now,
+				// so that River's completer, which comes after this
+				// returns, finds no row to complete. If that fails, or ctx
+				// ends first, River's completer marks the job completed.
+				_ = q.finished.submit(ctx, job)
+			}
 			return nil
 		}
 		if err := q.checkNext(res.Next); err != nil {
@@ -218,16 +225,9 @@ func (q *Queue[TTx]) completeTx(bctx context.Context, items []*completion) ([]er
 	return errs, nil
 }
 
-// completeOnce runs one transaction completing items[live...] and admitting
-// their Next jobs. When a job turns out not to be this run's any more, it
-// rolls back and returns those jobs.
-//
-// The completion is River's JobCompleteTx, for many jobs in one statement:
-// the same pilot operation (JobSetStateIfRunningMany with the parameters of
-// riverdriver.JobSetStateCompleted), on the same transaction. Unlike
-// JobCompleteTx, which only notices a job whose row is gone, it checks that
-// each row came back completed and with this run's attempt number: a job
-// taken back by a rescuer (and perhaps fetched again) is not this run's.
+// completeOnce runs one transaction completing items[live...] (see finish)
+// and admitting their Next jobs. When a job turns out not to be this run's
+// any more, it rolls back and returns those jobs.
 func (q *Queue[TTx]) completeOnce(ctx context.Context, items []*completion, live []int) (stale map[int]bool, err error) {
 	tx, err := q.be.Begin(ctx)
 	if err != nil {
@@ -241,30 +241,16 @@ func (q *Queue[TTx]) completeOnce(ctx context.Context, items []*completion, live
 			}
 		}
 	}()
-	now := time.Now()
-	p := &riverdriver.JobSetStateIfRunningManyParams{Schema: q.cfg.Schema}
-	for _, i := range live {
-		c := riverdriver.JobSetStateCompleted(items[i].job.ID, now, nil)
-		p.ID = append(p.ID, c.ID)
-		p.Attempt = append(p.Attempt, c.Attempt)
-		p.ErrData = append(p.ErrData, c.ErrData)
-		p.FinalizedAt = append(p.FinalizedAt, c.FinalizedAt)
-		p.MetadataDoMerge = append(p.MetadataDoMerge, c.MetadataDoMerge)
-		p.MetadataUpdates = append(p.MetadataUpdates, c.MetadataUpdates)
-		p.ScheduledAt = append(p.ScheduledAt, c.ScheduledAt)
-		p.State = append(p.State, c.State)
+	jobs := make([]*river.Job[jobArgs], len(live))
+	for k, i := range live {
+		jobs[k] = items[i].job
 	}
-	rows, err := q.client.Pilot().JobSetStateIfRunningMany(ctx, q.be.Driver.UnwrapExecutor(tx), p)
+	done, err := q.finish(ctx, tx, jobs, false)
 	if err != nil {
 		return nil, err
 	}
-	byID := make(map[int64]*rivertype.JobRow, len(rows))
-	for _, r := range rows {
-		byID[r.ID] = r
-	}
 	for _, i := range live {
-		r := byID[items[i].job.ID]
-		if r == nil || r.State != rivertype.JobStateCompleted || r.Attempt != items[i].job.Attempt {
+		if !done[items[i].job.ID] {
 			if stale == nil {
 				stale = map[int]bool{}
 			}
@@ -314,6 +300,90 @@ func (q *Queue[TTx]) completeOnce(ctx context.Context, items []*completion, live
 	}
 	committed = true
 	return nil, nil
+}
+
+// finish completes jobs in tx, if they are still running with the attempt
+// number of this run, and returns the IDs of those it completed: with the
+// backend's Finish (which deletes them on Postgres, see
+// Config.KeepCompleted), or as River's JobCompleteTx does, for many jobs in
+// one call (the same pilot operation, JobSetStateIfRunningMany, with the
+// parameters of riverdriver.JobSetStateCompleted). Unlike JobCompleteTx,
+// which only notices a job whose row is gone, it checks each row's attempt:
+// a job taken back by a rescuer (and perhaps fetched again) is not this
+// run's.
+//
+// With skipLocked, the jobs whose rows are locked are left out (see
+// Backend.Finish): for the jobs done without Next jobs, which River's
+// completer may be completing at the same time, in another order.
+func (q *Queue[TTx]) finish(ctx context.Context, tx TTx, jobs []*river.Job[jobArgs], skipLocked bool) (map[int64]bool, error) {
+	done := make(map[int64]bool, len(jobs))
+	if q.be.Finish != nil && (!q.be.FinishDeletes || q.deletes()) {
+		ids := make([]int64, len(jobs))
+		attempts := make([]int, len(jobs))
+		for i, j := range jobs {
+			ids[i], attempts[i] = j.ID, j.Attempt
+		}
+		finished, err := q.be.Finish(ctx, tx, q.cfg.Schema, ids, attempts, skipLocked)
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range finished {
+			done[id] = true
+		}
+		return done, nil
+	}
+	now := time.Now()
+	p := &riverdriver.JobSetStateIfRunningManyParams{Schema: q.cfg.Schema}
+	for _, j := range jobs {
+		c := riverdriver.JobSetStateCompleted(j.ID, now, nil)
+		p.ID = append(p.ID, c.ID)
+		p.Attempt = append(p.Attempt, c.Attempt)
+		p.ErrData = append(p.ErrData, c.ErrData)
+		p.FinalizedAt = append(p.FinalizedAt, c.FinalizedAt)
+		p.MetadataDoMerge = append(p.MetadataDoMerge, c.MetadataDoMerge)
+		p.MetadataUpdates = append(p.MetadataUpdates, c.MetadataUpdates)
+		p.ScheduledAt = append(p.ScheduledAt, c.ScheduledAt)
+		p.State = append(p.State, c.State)
+	}
+	rows, err := q.client.Pilot().JobSetStateIfRunningMany(ctx, q.be.Driver.UnwrapExecutor(tx), p)
+	if err != nil {
+		return nil, err
+	}
+	attempt := make(map[int64]int, len(jobs))
+	for _, j := range jobs {
+		attempt[j.ID] = j.Attempt
+	}
+	for _, r := range rows {
+		if r.State == rivertype.JobStateCompleted && r.Attempt == attempt[r.ID] {
+			done[r.ID] = true
+		}
+	}
+	return done, nil
+}
+
+// finishDone is the commit function of the finished batcher: the jobs of
+// runs that ended Done, finished in one transaction if still this run's,
+// within LeaseMargin. Its errors go nowhere: River's completer completes
+// the jobs anyway.
+func (q *Queue[TTx]) finishDone(ctx context.Context, jobs []*river.Job[jobArgs]) []error {
+	errs := make([]error, len(jobs))
+	ctx, cancel := context.WithTimeout(ctx, q.cfg.LeaseMargin)
+	defer cancel()
+	err := func() error {
+		tx, err := q.be.Begin(ctx)
+		if err != nil {
+			return err
+		}
+		if _, err := q.finish(ctx, tx, jobs, true); err != nil {
+			_ = q.be.Rollback(ctx, tx)
+			return err
+		}
+		return q.be.Commit(ctx, tx)
+	}()
+	if err != nil && ctx.Err() == nil {
+		q.log.Debug("riverqueue: finish done jobs; River completes them instead", "jobs", len(jobs), "error", err)
+	}
+	return errs
 }
 
 // retryError is what Work returns for a Retry.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 
@@ -33,7 +34,54 @@ func NewQueue(db *sql.DB, cfg *QueueConfig) (*Queue, error) {
 		Begin:    func(ctx context.Context) (*sql.Tx, error) { return db.BeginTx(ctx, nil) },
 		Commit:   func(_ context.Context, tx *sql.Tx) error { return tx.Commit() },
 		Rollback: func(_ context.Context, tx *sql.Tx) error { return tx.Rollback() },
+		Finish:   completeRunning,
 		Name:     "outhook: sqlite",
 		Migrate:  "sqlite.Migrate (or sqlite.MigrateQueue)",
 	}, cfg)
+}
+
+// completeRunning is the queue's completion (riverqueue.Backend.Finish):
+// the jobs still running with the given attempts are marked completed, 500
+// per statement, rather than one statement each as River's SQLite driver
+// does. They are not deleted: SQLite reuses the rowid of a deleted row with
+// the highest ID, and River's completer, which comes after every run,
+// completes jobs by ID.
+//
+// SQLite has one writer at a time and no row locks: skipLocked changes
+// nothing.
+func completeRunning(ctx context.Context, tx *sql.Tx, schema string, ids []int64, attempts []int, _ bool) ([]int64, error) {
+	table := "river_job"
+	if schema != "" {
+		table = `"` + strings.ReplaceAll(schema, `"`, `""`) + `".river_job`
+	}
+	var done []int64
+	for lo := 0; lo < len(ids); lo += 500 {
+		hi := min(lo+500, len(ids))
+		args := make([]any, 0, 2*(hi-lo))
+		for i := lo; i < hi; i++ {
+			args = append(args, ids[i], attempts[i])
+		}
+		err := func() error {
+			// River's own format for times: see riversqlite.
+			rows, err := tx.QueryContext(ctx, `UPDATE `+table+` SET state = 'completed', finalized_at = datetime('now', 'subsec')
+				WHERE state = 'running' AND (id, attempt) IN (VALUES `+strings.TrimSuffix(strings.Repeat("(?, ?), ", hi-lo), ", ")+`)
+				RETURNING id`, args...)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var id int64
+				if err := rows.Scan(&id); err != nil {
+					return err
+				}
+				done = append(done, id)
+			}
+			return rows.Err()
+		}()
+		if err != nil {
+			return nil, err
+		}
+	}
+	return done, nil
 }

@@ -130,15 +130,12 @@ func (s *Store) CreateDeliveries(ctx context.Context, ds []*outhook.Delivery) er
 	// and Postgres makes the second wait for each row the first holds;
 	// taking them in one order keeps those waits from deadlocking. The sort
 	// is stable: of two equal IDs in ds, the first is the one stored.
-	slices.SortStableFunc(args, func(a, b []any) int { return strings.Compare(a[0].(string), b[0].(string)) })
+	slices.SortStableFunc(args, byFirstArg)
 	if len(ds) <= rowsPerInsert && !withAttempts {
 		// One statement is atomic on its own: no transaction to begin and
-		// commit, which on Postgres saves two round trips.
-		if _, err := s.db.ExecContext(ctx, s.insertStatement("outhook_deliveries", deliveryColumns, deliveryColumnCount, len(ds),
-			" ON CONFLICT (id) DO NOTHING"), slices.Concat(args...)...); err != nil {
-			return s.fail(ctx, op, err)
-		}
-		return nil
+		// commit, which on Postgres saves two round trips. Concurrent calls
+		// share it (see batcher).
+		return s.creates.do(ctx, args)
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -248,12 +245,22 @@ func (s *Store) attempts(ctx context.Context, d *outhook.Delivery, count int) er
 	return rows.Err()
 }
 
-// GetDelivery implements outhook.Store.
+// GetDelivery implements outhook.Store. Concurrent calls share their
+// queries (see batcher).
 func (s *Store) GetDelivery(ctx context.Context, id string) (*outhook.Delivery, error) {
-	const op = "get delivery"
 	if !storable(id) {
 		return nil, notFound("delivery", id)
 	}
+	r := &getDeliveryReq{id: id}
+	if err := s.gets.do(ctx, r); err != nil {
+		return nil, err
+	}
+	return r.d, nil
+}
+
+// getDelivery is GetDelivery on its own.
+func (s *Store) getDelivery(ctx context.Context, id string) (*outhook.Delivery, error) {
+	const op = "get delivery"
 	d, count, err := scanDelivery(s.db.QueryRowContext(ctx, s.q.getDelivery, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("delivery", id)
@@ -282,11 +289,21 @@ func (s *Store) UpdateDelivery(ctx context.Context, id string, attempt *outhook.
 	if err := s.checkTimes(fmt.Sprintf("delivery %q", id), u.NextAttemptAt, u.UpdatedAt); err != nil {
 		return err
 	}
-	added := 0
 	if attempt != nil {
 		if err := s.checkAttempt(id, attempt); err != nil {
 			return err
 		}
+	}
+	// Concurrent calls share a transaction (see batcher); calls for one
+	// delivery never share one, so that each applies as one step.
+	return s.updates.do(ctx, &updateReq{id: id, attempt: attempt, u: u})
+}
+
+// updateDelivery is UpdateDelivery on its own, after validation.
+func (s *Store) updateDelivery(ctx context.Context, id string, attempt *outhook.Attempt, u outhook.DeliveryUpdate) error {
+	const op = "update delivery"
+	added := 0
+	if attempt != nil {
 		added = 1
 	}
 	args := []any{string(u.Status), s.d.nullTimeArg(u.NextAttemptAt), string(u.NextAttemptTrigger), text(u.LastError),

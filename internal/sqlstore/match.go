@@ -2,8 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"slices"
 	"time"
 
@@ -23,7 +21,7 @@ import (
 // allows: they must not be modified.
 func (s *Store) MatchSubscriptions(ctx context.Context, eventID string) ([]*outhook.Subscription, error) {
 	const op = "match subscriptions"
-	version, err := s.subscriptionVersion(ctx)
+	version, err := s.subscriptionVersion(ctx, false)
 	if err != nil {
 		return nil, s.fail(ctx, op, err)
 	}
@@ -86,11 +84,12 @@ func (s *Store) MatchSubscriptions(ctx context.Context, eventID string) ([]*outh
 }
 
 // subscriptionVersion returns the subscription version, read from the
-// database unless the cache was checked within the staleness window, and
-// drops the cache when the version moved.
-func (s *Store) subscriptionVersion(ctx context.Context) (int64, error) {
+// database unless the cache was checked within the staleness window (and
+// strict is false), and drops the cache when the version moved. The read
+// is shared by concurrent calls, and made after they all began.
+func (s *Store) subscriptionVersion(ctx context.Context, strict bool) (int64, error) {
 	now := time.Now()
-	if s.staleness > 0 {
+	if s.staleness > 0 && !strict {
 		s.mu.RLock()
 		v, fresh := s.version, s.version >= 0 && now.Sub(s.checkedAt) < s.staleness
 		s.mu.RUnlock()
@@ -99,11 +98,7 @@ func (s *Store) subscriptionVersion(ctx context.Context) (int64, error) {
 		}
 	}
 	var v int64
-	err := s.db.QueryRowContext(ctx, s.q.readVersion).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
-		err = nil // no change was ever recorded
-	}
-	if err != nil {
+	if err := s.versions.do(ctx, &v); err != nil {
 		return 0, err
 	}
 	if s.staleness == 0 {
@@ -136,6 +131,7 @@ func (s *Store) resetLocked() {
 	s.version = -1
 	s.checkedAt = time.Time{}
 	clear(s.matches)
+	clear(s.subs)
 	s.patterns, s.patternsOK = nil, false
 }
 

@@ -29,6 +29,11 @@ type queries struct {
 	deliveryStatus   string
 	// Postgres only: the update and the attempt in one statement.
 	updateDeliveryWithAttempt string
+	// Postgres only, for groups of calls (see grouped.go): the rows come
+	// as one array per column.
+	insertDeliveries string
+	updateDeliveries string
+	getDeliveries    string
 }
 
 const versionKey = "'subscriptions_version'"
@@ -75,6 +80,40 @@ func newQueries(d Dialect) queries {
 		INSERT INTO outhook_attempts (` + attemptColumns + `)
 		SELECT u.id, u.attempt_count, ?::integer, ?::text, ?::timestamptz, ?::text, ?::bigint, ?::text, ?::text, ?::text,
 			?::integer, ?::bytea, ?::text, ?::bigint, ?::timestamptz FROM u`
+	}
+	if d.kind == kindPostgres {
+		q.insertDeliveries = `INSERT INTO outhook_deliveries (` + deliveryColumns + `)
+		SELECT id, message_id, event_id, subscription_id, deliverer_id, status, payload::json, occurred_at, created_at,
+			updated_at, next_attempt_at, next_attempt_trigger, external_id, last_error, attempt_count
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[],
+			$9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::text[], $13::text[], $14::text[], $15::integer[])
+			AS t(` + deliveryColumns + `)
+		ON CONFLICT (id) DO NOTHING`
+		// One row of input per update, for distinct deliveries; u updates
+		// them and returns their new counts, a appends the attempts under
+		// those counts, and the IDs updated come back.
+		q.updateDeliveries = `WITH i AS (
+			SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::timestamptz[],
+				$8::boolean[], $9::integer[], $10::text[], $11::timestamptz[], $12::text[], $13::bigint[], $14::text[], $15::text[],
+				$16::text[], $17::integer[], $18::bytea[], $19::text[], $20::bigint[], $21::timestamptz[])
+			AS t(id, status, next_attempt_at, next_attempt_trigger, last_error, external_id, updated_at, has_attempt,
+				number, triggered_by, started_at, deliverer_id, duration_ns, outcome, error, error_class, status_code,
+				response, a_external_id, retry_after_ns, a_next_attempt_at)
+		), u AS (
+			UPDATE outhook_deliveries d SET status = i.status, next_attempt_at = i.next_attempt_at,
+				next_attempt_trigger = i.next_attempt_trigger, last_error = i.last_error,
+				external_id = coalesce(nullif(i.external_id, ''), d.external_id), updated_at = i.updated_at,
+				attempt_count = d.attempt_count + CASE WHEN i.has_attempt THEN 1 ELSE 0 END
+			FROM i WHERE d.id = i.id
+			RETURNING d.id, d.attempt_count
+		), a AS (
+			INSERT INTO outhook_attempts (` + attemptColumns + `)
+			SELECT u.id, u.attempt_count, i.number, i.triggered_by, i.started_at, i.deliverer_id, i.duration_ns, i.outcome,
+				i.error, i.error_class, i.status_code, i.response, i.a_external_id, i.retry_after_ns, i.a_next_attempt_at
+			FROM u JOIN i ON i.id = u.id WHERE i.has_attempt
+		)
+		SELECT id FROM u`
+		q.getDeliveries = `SELECT ` + deliveryColumns + ` FROM outhook_deliveries WHERE id = ANY($1::text[])`
 	}
 	for _, p := range []*string{
 		&q.insertSubscription, &q.updateSubscription, &q.setSubscriptionDisabled, &q.deleteSubscription,

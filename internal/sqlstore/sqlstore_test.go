@@ -344,3 +344,202 @@ func testCreateDeliveriesInChunks(t *testing.T, d Dialect, open func() *sql.DB) 
 	require.Len(t, got.Attempts, 3)
 	require.Equal(t, "c", got.Attempts[2].Error)
 }
+
+// TestGroupedCalls: the calls the store runs in groups (see grouped.go)
+// give each caller its own answer: deliveries created together, read
+// together (missing ones not found, one asked twice given twice) and
+// updated together (a missing one not found) are each as if alone; and when
+// the database refuses one call of a group, the others still succeed and
+// the refused one changes nothing.
+func TestGroupedCalls(t *testing.T) { eachDialect(t, testGroupedCalls) }
+
+func testGroupedCalls(t *testing.T, d Dialect, open func() *sql.DB) {
+	ctx := t.Context()
+	db := open()
+	s := newTestStore(t, d, db)
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	mk := func(id string) *outhook.Delivery {
+		return &outhook.Delivery{ID: id, MessageID: "m", EventID: "e", SubscriptionID: "s", DelivererID: "w",
+			Status: outhook.DeliveryPending, Payload: json.RawMessage(`{"id":"` + id + `"}`), OccurredAt: now,
+			CreatedAt: now, UpdatedAt: now, NextAttemptAt: now}
+	}
+	rows := func(ds ...*outhook.Delivery) [][]any {
+		out := make([][]any, len(ds))
+		for i, d := range ds {
+			var err error
+			out[i], err = s.deliveryArgs(d)
+			require.NoError(t, err)
+		}
+		return out
+	}
+	creates := []batchItem[[][]any]{
+		{ctx, rows(mk("d1"), mk("d2"))},
+		{ctx, rows(mk("d3"))},
+		{ctx, rows(mk("d2"), mk("d4"))}, // d2 again: left as it is
+	}
+	require.Equal(t, []error{nil, nil, nil}, s.runCreates(ctx, creates))
+
+	gets := []batchItem[*getDeliveryReq]{{ctx, &getDeliveryReq{id: "d1"}}, {ctx, &getDeliveryReq{id: "nope"}},
+		{ctx, &getDeliveryReq{id: "d4"}}, {ctx, &getDeliveryReq{id: "d1"}}}
+	errs := s.runGets(ctx, gets)
+	require.NoError(t, errs[0])
+	require.ErrorIs(t, errs[1], outhook.ErrNotFound)
+	require.NoError(t, errs[2])
+	require.NoError(t, errs[3])
+	require.Equal(t, "d1", gets[0].item.d.ID)
+	require.Equal(t, "d4", gets[2].item.d.ID)
+	require.Equal(t, gets[0].item.d, gets[3].item.d)
+	require.NotSame(t, gets[0].item.d, gets[3].item.d, "each caller gets its own value")
+	require.JSONEq(t, `{"id":"d4"}`, string(gets[2].item.d.Payload))
+
+	attempt := func(n int, msg string) *outhook.Attempt {
+		return &outhook.Attempt{Number: n, Trigger: outhook.TriggerScheduled, StartedAt: now, DelivererID: "w",
+			Duration: time.Millisecond, Outcome: outhook.AttemptRetryable, Error: msg, StatusCode: 503, Response: "busy\x00",
+			RetryAfter: time.Second, NextAttemptAt: now.Add(time.Minute)}
+	}
+	updates := []batchItem[*updateReq]{
+		{ctx, &updateReq{id: "d1", attempt: attempt(1, "a"), u: outhook.DeliveryUpdate{Status: outhook.DeliveryPending,
+			NextAttemptAt: now.Add(time.Minute), LastError: "a", UpdatedAt: now.Add(time.Second)}}},
+		{ctx, &updateReq{id: "missing", attempt: attempt(1, "x"), u: outhook.DeliveryUpdate{Status: outhook.DeliveryFailed, UpdatedAt: now}}},
+		{ctx, &updateReq{id: "d2", u: outhook.DeliveryUpdate{Status: outhook.DeliveryFailed, LastError: "abandoned",
+			ExternalID: "X-1", UpdatedAt: now.Add(2 * time.Second)}}},
+		{ctx, &updateReq{id: "d3", attempt: attempt(1, "ok"), u: outhook.DeliveryUpdate{Status: outhook.DeliverySucceeded,
+			UpdatedAt: now.Add(3 * time.Second)}}},
+	}
+	errs = s.runUpdates(ctx, updates)
+	require.NoError(t, errs[0])
+	require.ErrorIs(t, errs[1], outhook.ErrNotFound)
+	require.NoError(t, errs[2])
+	require.NoError(t, errs[3])
+	d1, err := s.GetDelivery(ctx, "d1")
+	require.NoError(t, err)
+	require.Equal(t, outhook.DeliveryPending, d1.Status)
+	require.Equal(t, "a", d1.LastError)
+	require.True(t, now.Add(time.Minute).Equal(d1.NextAttemptAt))
+	require.Len(t, d1.Attempts, 1)
+	require.Equal(t, *attempt(1, "a"), d1.Attempts[0])
+	d2, err := s.GetDelivery(ctx, "d2")
+	require.NoError(t, err)
+	require.Equal(t, outhook.DeliveryFailed, d2.Status)
+	require.Equal(t, "X-1", d2.ExternalID)
+	require.True(t, d2.NextAttemptAt.IsZero())
+	require.Empty(t, d2.Attempts)
+	d3, err := s.GetDelivery(ctx, "d3")
+	require.NoError(t, err)
+	require.Equal(t, outhook.DeliverySucceeded, d3.Status)
+	require.Len(t, d3.Attempts, 1)
+
+	// The database refuses the attempts and deliveries that say "boom".
+	if d.kind == kindPostgres {
+		_, err = db.ExecContext(ctx, `CREATE FUNCTION boom_attempt() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN IF NEW.error = 'boom' THEN RAISE EXCEPTION 'boom'; END IF; RETURN NEW; END $$`)
+		require.NoError(t, err)
+		_, err = db.ExecContext(ctx, `CREATE FUNCTION boom_delivery() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN IF NEW.last_error = 'boom' THEN RAISE EXCEPTION 'boom'; END IF; RETURN NEW; END $$`)
+		require.NoError(t, err)
+		_, err = db.ExecContext(ctx, `CREATE TRIGGER boom BEFORE INSERT ON outhook_attempts FOR EACH ROW EXECUTE FUNCTION boom_attempt()`)
+		require.NoError(t, err)
+		_, err = db.ExecContext(ctx, `CREATE TRIGGER boom BEFORE INSERT ON outhook_deliveries FOR EACH ROW EXECUTE FUNCTION boom_delivery()`)
+		require.NoError(t, err)
+	} else {
+		_, err = db.ExecContext(ctx, `CREATE TRIGGER boom BEFORE INSERT ON outhook_attempts WHEN NEW.error = 'boom'
+			BEGIN SELECT RAISE(ABORT, 'boom'); END`)
+		require.NoError(t, err)
+		_, err = db.ExecContext(ctx, `CREATE TRIGGER boom_delivery BEFORE INSERT ON outhook_deliveries WHEN NEW.last_error = 'boom'
+			BEGIN SELECT RAISE(ABORT, 'boom'); END`)
+		require.NoError(t, err)
+	}
+	updates = []batchItem[*updateReq]{
+		{ctx, &updateReq{id: "d1", attempt: attempt(2, "boom"), u: outhook.DeliveryUpdate{Status: outhook.DeliveryFailed, UpdatedAt: now}}},
+		{ctx, &updateReq{id: "d4", attempt: attempt(1, "fine"), u: outhook.DeliveryUpdate{Status: outhook.DeliverySucceeded, UpdatedAt: now}}},
+	}
+	errs = s.runUpdates(ctx, updates)
+	require.ErrorContains(t, errs[0], "boom")
+	require.NoError(t, errs[1])
+	d1, err = s.GetDelivery(ctx, "d1")
+	require.NoError(t, err)
+	require.Equal(t, outhook.DeliveryPending, d1.Status, "the refused update changed nothing")
+	require.Len(t, d1.Attempts, 1)
+	d4, err := s.GetDelivery(ctx, "d4")
+	require.NoError(t, err)
+	require.Equal(t, outhook.DeliverySucceeded, d4.Status)
+	require.Len(t, d4.Attempts, 1)
+
+	bad := mk("d6")
+	bad.LastError = "boom"
+	creates = []batchItem[[][]any]{{ctx, rows(mk("d5"))}, {ctx, rows(mk("d7"), bad)}, {ctx, rows(mk("d8"))}}
+	errs = s.runCreates(ctx, creates)
+	require.NoError(t, errs[0])
+	require.ErrorContains(t, errs[1], "boom")
+	require.NoError(t, errs[2])
+	for id, want := range map[string]bool{"d5": true, "d6": false, "d7": false, "d8": true} {
+		_, err := s.GetDelivery(ctx, id)
+		if want {
+			require.NoError(t, err, id)
+		} else {
+			require.ErrorIs(t, err, outhook.ErrNotFound, "%s: the refused call stored nothing", id)
+		}
+	}
+}
+
+// TestGroupedCallsConcurrently: many workers creating, reading and updating
+// their deliveries at once, as the client's do, each see their own.
+func TestGroupedCallsConcurrently(t *testing.T) { eachDialect(t, testGroupedCallsConcurrently) }
+
+func testGroupedCallsConcurrently(t *testing.T, d Dialect, open func() *sql.DB) {
+	ctx := t.Context()
+	s := newTestStore(t, d, open())
+	require.NoError(t, s.CreateSubscription(ctx, &outhook.Subscription{ID: "s", Events: []string{"e.x"}, DelivererID: "w"}))
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	const workers, each = 16, 10
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Go(func() {
+			err := func() error {
+				for i := range each {
+					id := fmt.Sprintf("d%02d_%02d", w, i)
+					subs, err := s.MatchSubscriptions(ctx, "e.x")
+					if err != nil || len(subs) != 1 {
+						return fmt.Errorf("match: %v %v", subs, err)
+					}
+					if err := s.CreateDeliveries(ctx, []*outhook.Delivery{{ID: id, SubscriptionID: "s", Status: outhook.DeliveryPending,
+						Payload: json.RawMessage(`{"w":` + fmt.Sprint(w) + `}`), CreatedAt: now, UpdatedAt: now}}); err != nil {
+						return err
+					}
+					got, err := s.GetDelivery(ctx, id)
+					if err != nil {
+						return err
+					}
+					if got.ID != id || string(got.Payload) != `{"w":`+fmt.Sprint(w)+`}` {
+						return fmt.Errorf("%s: got %s %s", id, got.ID, got.Payload)
+					}
+					if _, err := s.GetSubscription(ctx, "s"); err != nil {
+						return err
+					}
+					a := outhook.Attempt{Number: 1, Trigger: outhook.TriggerScheduled, StartedAt: now, Outcome: outhook.AttemptSucceeded, Error: id}
+					if err := s.UpdateDelivery(ctx, id, &a, outhook.DeliveryUpdate{Status: outhook.DeliverySucceeded, LastError: id, UpdatedAt: now}); err != nil {
+						return err
+					}
+					got, err = s.GetDelivery(ctx, id)
+					if err != nil {
+						return err
+					}
+					if got.Status != outhook.DeliverySucceeded || len(got.Attempts) != 1 || got.Attempts[0].Error != id || got.LastError != id {
+						return fmt.Errorf("%s: got %+v", id, got)
+					}
+				}
+				return nil
+			}()
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	ds, err := s.ListDeliveries(ctx, outhook.DeliveryQuery{Limit: 1000})
+	require.NoError(t, err)
+	require.Len(t, ds, workers*each)
+}

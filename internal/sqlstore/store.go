@@ -22,11 +22,23 @@
 //
 // MatchSubscriptions keeps the match set of every event ID it answered, and
 // the subscriptions with patterns, in memory, tagged with the subscription
-// version it read. Before answering from the cache it reads the version
-// again (one primary-key read of outhook_meta); when another node, or
-// another Store value, changed a subscription since, the version differs and
-// the cache is dropped. Config.MaxSubscriptionStaleness trades that read
-// for a bounded delay.
+// version it read; GetSubscription keeps the subscriptions it read the same
+// way. Before answering from the cache they read the version again (one
+// primary-key read of outhook_meta); when another node, or another Store
+// value, changed a subscription since, the version differs and the cache is
+// dropped. Config.MaxSubscriptionStaleness trades MatchSubscriptions' read
+// for a bounded delay (GetSubscription always reads).
+//
+// # Groups of calls
+//
+// The calls the client makes for every event and every delivery
+// (CreateDeliveries, GetDelivery, UpdateDelivery, and the version reads of
+// MatchSubscriptions and GetSubscription) are run in groups when they come
+// together: a group costs one statement or one transaction, whatever its
+// size, where each call alone would cost a round trip, and each write a
+// commit that waits for the disk. Each call still returns once its own
+// write is committed (or its read made after the call began), with its own
+// error. See grouped.go.
 package sqlstore
 
 import (
@@ -74,6 +86,12 @@ type Store struct {
 	staleness time.Duration
 	q         queries
 
+	// Groups of concurrent calls (see grouped.go).
+	creates  *batcher[[][]any] // CreateDeliveries: validated rows, sorted by ID
+	updates  *batcher[*updateReq]
+	gets     *batcher[*getDeliveryReq]
+	versions *batcher[*int64] // reads of the subscription version
+
 	// The routing cache, guarded by mu.
 	mu         sync.RWMutex
 	version    int64     // subscription version the cache belongs to; -1: none
@@ -81,6 +99,7 @@ type Store struct {
 	matches    map[string][]*outhook.Subscription
 	patterns   []patternSub // the subscriptions with patterns, once loaded
 	patternsOK bool
+	subs       map[string]*outhook.Subscription // GetSubscription's answers; nil: not found
 }
 
 var _ outhook.Store = (*Store)(nil)
@@ -110,14 +129,17 @@ func New(ctx context.Context, db *sql.DB, d Dialect, cfg *Config) (*Store, error
 	if err := Check(ctx, db, d); err != nil {
 		return nil, err
 	}
-	return &Store{
+	s := &Store{
 		db:        db,
 		d:         d,
 		staleness: c.MaxSubscriptionStaleness,
 		q:         newQueries(d),
 		version:   -1,
 		matches:   map[string][]*outhook.Subscription{},
-	}, nil
+		subs:      map[string]*outhook.Subscription{},
+	}
+	s.newBatchers()
+	return s, nil
 }
 
 // fail names the dialect and the operation in a database error; context
@@ -419,17 +441,44 @@ func (s *Store) DeleteSubscription(ctx context.Context, id string) error {
 	})
 }
 
-// GetSubscription implements outhook.Store.
+// GetSubscription implements outhook.Store. It answers from the routing
+// cache when the subscription version, read now (whatever
+// MaxSubscriptionStaleness says), is the cache's; the read is shared by
+// concurrent calls (see grouped.go).
 func (s *Store) GetSubscription(ctx context.Context, id string) (*outhook.Subscription, error) {
+	const op = "get subscription"
 	if !storable(id) {
 		return nil, notFound("subscription", id)
 	}
-	sub, err := scanSubscription(s.db.QueryRowContext(ctx, s.q.getSubscription, id))
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, notFound("subscription", id)
-	}
+	version, err := s.subscriptionVersion(ctx, true)
 	if err != nil {
-		return nil, s.fail(ctx, "get subscription", err)
+		return nil, s.fail(ctx, op, err)
+	}
+	s.mu.RLock()
+	sub, cached := s.subs[id]
+	cached = cached && s.version == version
+	s.mu.RUnlock()
+	if !cached {
+		sub, err = scanSubscription(s.db.QueryRowContext(ctx, s.q.getSubscription, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			sub, err = nil, nil
+		}
+		if err != nil {
+			return nil, s.fail(ctx, op, err)
+		}
+		// Read after the version, so at least as new as it (see
+		// MatchSubscriptions).
+		s.mu.Lock()
+		if s.version == version {
+			if len(s.subs) >= maxCachedEvents {
+				clear(s.subs)
+			}
+			s.subs[id] = sub
+		}
+		s.mu.Unlock()
+	}
+	if sub == nil {
+		return nil, notFound("subscription", id)
 	}
 	return sub, nil
 }
