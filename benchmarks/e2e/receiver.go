@@ -2,11 +2,13 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,25 +23,94 @@ func newClock() clock { return clock{base: time.Now()} }
 // now is the time since the base, in nanoseconds.
 func (c clock) now() int64 { return int64(time.Since(c.base)) }
 
+// tally counts the deliveries of a phase where they arrive (the receiver,
+// or the worker of river-raw, which delivers nothing) and, while recording
+// is on, their emit→received latencies.
+type tally struct {
+	count  atomic.Int64 // deliveries since the last reset
+	last   atomic.Int64 // clock time of the latest delivery
+	record atomic.Bool  // record latencies
+
+	mu    sync.Mutex
+	lat   []time.Duration
+	emits []int64 // the emit time of each latency
+}
+
+// arrived counts a delivery received at now.
+func (t *tally) arrived(now int64) {
+	t.count.Add(1)
+	for {
+		old := t.last.Load()
+		if now <= old || t.last.CompareAndSwap(old, now) {
+			return
+		}
+	}
+}
+
+// latency records now-emit, a delivery's emit→received latency.
+func (t *tally) latency(now, emit int64) {
+	t.mu.Lock()
+	t.lat = append(t.lat, time.Duration(now-emit))
+	t.emits = append(t.emits, emit)
+	t.mu.Unlock()
+}
+
+// reset starts a new phase: counts, the last receive time and latencies
+// start again, and latency recording is set as asked.
+func (t *tally) reset(recordLatency bool) {
+	t.count.Store(0)
+	t.last.Store(0)
+	t.mu.Lock()
+	t.lat, t.emits = nil, nil
+	t.mu.Unlock()
+	t.record.Store(recordLatency)
+}
+
+// latencies returns the latencies recorded since the last reset.
+func (t *tally) latencies() []time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]time.Duration(nil), t.lat...)
+}
+
+// halves returns the median latency of the deliveries of the events
+// emitted in the first half of the phase, and of those emitted in the
+// second: when the second is much higher, a queue grew through the phase.
+func (t *tally) halves() (first, second time.Duration) {
+	t.mu.Lock()
+	idx := make([]int, len(t.lat))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(a, b int) int { return cmp.Compare(t.emits[a], t.emits[b]) })
+	lat := make([]time.Duration, len(idx))
+	for i, k := range idx {
+		lat[i] = t.lat[k]
+	}
+	t.mu.Unlock()
+	if len(lat) < 2 {
+		return 0, 0
+	}
+	a, b := lat[:len(lat)/2], lat[len(lat)/2:]
+	slices.Sort(a)
+	slices.Sort(b)
+	return percentile(a, 0.5), percentile(b, 0.5)
+}
+
 // receiver is the loopback endpoint every row sends to: a plain net/http
 // server that reads the whole body, counts the delivery and answers 204.
 // While latency recording is on it also reads the emit time the payload
 // carries and records emit→received.
 type receiver struct {
+	tally
 	clock clock
 	srv   *http.Server
 	ln    net.Listener
 	url   string
 	done  chan struct{}
 
-	count  atomic.Int64 // deliveries received since the last reset
-	bad    atomic.Int64 // requests that could not be read
-	last   atomic.Int64 // clock time of the latest delivery
-	conns  atomic.Int64 // TCP connections accepted since the last reset
-	record atomic.Bool  // record latencies
-
-	mu  sync.Mutex
-	lat []time.Duration
+	bad   atomic.Int64 // requests that could not be read
+	conns atomic.Int64 // TCP connections accepted since the last reset
 
 	bufs sync.Pool
 }
@@ -94,9 +165,7 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	now := r.clock.now()
 	if r.record.Load() {
 		if emit, ok := emitTime(b); ok {
-			r.mu.Lock()
-			r.lat = append(r.lat, time.Duration(now-emit))
-			r.mu.Unlock()
+			r.latency(now, emit)
 		} else {
 			r.bad.Add(1)
 		}
@@ -105,13 +174,7 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	r.bufs.Put(bp)
 	// Counted before the answer: once a sender has its 204, the count
 	// includes it.
-	r.count.Add(1)
-	for {
-		old := r.last.Load()
-		if now <= old || r.last.CompareAndSwap(old, now) {
-			break
-		}
-	}
+	r.arrived(now)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -131,24 +194,12 @@ func emitTime(b []byte) (int64, bool) {
 	return v, true
 }
 
-// reset starts a new phase: counts, the last receive time and latencies
-// start again, and latency recording is set as asked.
+// reset starts a new phase: counts, connections, the last receive time and
+// latencies start again, and latency recording is set as asked.
 func (r *receiver) reset(recordLatency bool) {
-	r.count.Store(0)
+	r.tally.reset(recordLatency)
 	r.bad.Store(0)
-	r.last.Store(0)
 	r.conns.Store(0)
-	r.mu.Lock()
-	r.lat = nil
-	r.mu.Unlock()
-	r.record.Store(recordLatency)
-}
-
-// latencies returns the latencies recorded since the last reset.
-func (r *receiver) latencies() []time.Duration {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]time.Duration(nil), r.lat...)
 }
 
 // close stops the server and waits for its goroutine.

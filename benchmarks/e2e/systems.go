@@ -26,6 +26,7 @@ import (
 
 	"github.com/outhook/outhook"
 	"github.com/outhook/outhook/memqueue"
+	"github.com/outhook/outhook/queue"
 	"github.com/outhook/outhook/safehttp"
 	"github.com/outhook/outhook/webhook"
 )
@@ -297,8 +298,8 @@ func (h *handrolled) diagnose(context.Context) string {
 }
 
 // ---------------------------------------------------------------------------
-// outhook-memory: EmitHook → memqueue → signed webhook deliverer through
-// safehttp (loopback allowed).
+// outhook rows: EmitHook → a queue (memqueue, or a durable backend) →
+// signed webhook deliverer through safehttp (loopback allowed).
 
 type outhookConfig struct {
 	url         string
@@ -309,29 +310,62 @@ type outhookConfig struct {
 	// retryFirst, when set, makes every delivery retry once, that long
 	// after its first failed attempt, and then give up.
 	retryFirst time.Duration
+	// backend makes the queue and store of a durable row; nil means
+	// memqueue (Capacity capacity, Concurrency concurrency) and the
+	// client's MemoryStore.
+	backend func(ctx context.Context, log *slog.Logger) (backend, error)
 }
 
 type outhookSys struct {
-	client *outhook.Client
-	q      *memqueue.Queue
-	hc     *safehttp.Client
-	shape  payloadShape
+	client  *outhook.Client
+	q       queue.Queue
+	mem     *memqueue.Queue // the memory row's queue, for its lengths
+	hc      *safehttp.Client
+	shape   payloadShape
+	release func(ctx context.Context) error
+	tap     logTap
 }
 
 var discard = slog.New(slog.DiscardHandler)
 
 func newOuthook(ctx context.Context, cfg outhookConfig) (*outhookSys, error) {
-	q, err := memqueue.New(&memqueue.Config{Capacity: cfg.capacity, Concurrency: cfg.concurrency, Logger: discard})
-	if err != nil {
-		return nil, err
+	s := &outhookSys{shape: cfg.shape, tap: newLogTap()}
+	log := slog.New(s.tap)
+	if cfg.retryFirst > 0 {
+		// The pending row's client is stopped with every retry pending:
+		// the queue's warning about them is expected.
+		log = discard
 	}
+	var store outhook.Store // nil: the client's MemoryStore
+	if cfg.backend == nil {
+		q, err := memqueue.New(&memqueue.Config{Capacity: cfg.capacity, Concurrency: cfg.concurrency, Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		s.q, s.mem = q, q
+	} else {
+		be, err := cfg.backend(ctx, log)
+		if err != nil {
+			return nil, err
+		}
+		s.q, s.release, store = be.queue, be.release, be.store
+	}
+	if err := s.start(ctx, cfg, store, log); err != nil {
+		return nil, s.abandon(ctx, err)
+	}
+	return s, nil
+}
+
+// start builds, starts and subscribes the client on s.q and store.
+func (s *outhookSys) start(ctx context.Context, cfg outhookConfig, store outhook.Store, log *slog.Logger) error {
 	hc, err := safehttp.New(&safehttp.Config{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	if err != nil {
-		return nil, err
+		return err
 	}
+	s.hc = hc
 	wh, err := webhook.New(&webhook.Options{HTTP: hc})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	reg := outhook.NewEventRegistry()
 	if _, err := outhook.RegisterEvent(reg, outhook.EventDefinition[BenchEvent]{
@@ -339,13 +373,14 @@ func newOuthook(ctx context.Context, cfg outhookConfig) (*outhookSys, error) {
 		DisplayName: "Benchmark event",
 		Description: "An event of the benchmark program",
 	}, outhook.PluginMetadata{PluginID: benchPlugin}); err != nil {
-		return nil, err
+		return err
 	}
 	occ := &outhook.Config{
 		Registry:   reg,
 		Deliverers: []outhook.Deliverer{wh},
-		Queue:      q,
-		Logger:     discard,
+		Queue:      s.q,
+		Store:      store,
+		Logger:     log,
 	}
 	if cfg.retryFirst > 0 {
 		first := cfg.retryFirst
@@ -353,20 +388,20 @@ func newOuthook(ctx context.Context, cfg outhookConfig) (*outhookSys, error) {
 	}
 	client, err := outhook.NewClient(occ)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	s := &outhookSys{client: client, q: q, hc: hc, shape: cfg.shape}
+	s.client = client
 	if err := client.Start(ctx); err != nil {
-		return nil, errors.Join(err, s.close(ctx))
+		return err
 	}
 	for i := range cfg.subs {
 		secret, err := webhook.NewSecret()
 		if err != nil {
-			return nil, errors.Join(err, s.close(ctx))
+			return err
 		}
 		conf, err := json.Marshal(map[string]any{"url": cfg.url, "secrets": []map[string]string{{"secret": secret}}})
 		if err != nil {
-			return nil, errors.Join(err, s.close(ctx))
+			return err
 		}
 		if _, err := client.CreateSubscription(ctx, outhook.Subscription{
 			Name:        fmt.Sprintf("bench %d", i+1),
@@ -374,10 +409,25 @@ func newOuthook(ctx context.Context, cfg outhookConfig) (*outhookSys, error) {
 			DelivererID: webhook.ID,
 			Config:      conf,
 		}); err != nil {
-			return nil, errors.Join(err, s.close(ctx))
+			return err
 		}
 	}
-	return s, nil
+	return nil
+}
+
+// abandon releases what newOuthook made before it failed with err.
+func (s *outhookSys) abandon(ctx context.Context, err error) error {
+	if s.client != nil {
+		return errors.Join(err, s.close(ctx)) // stops the queue, releases the backend
+	}
+	if s.hc != nil {
+		s.hc.Close()
+	}
+	if s.release != nil {
+		_ = s.q.Stop(ctx)
+		err = errors.Join(err, s.release(ctx))
+	}
+	return err
 }
 
 func (s *outhookSys) emit(ctx context.Context, ev event) error {
@@ -386,16 +436,32 @@ func (s *outhookSys) emit(ctx context.Context, ev event) error {
 
 func (s *outhookSys) drain(ctx context.Context) error { return s.client.WaitIdle(ctx) }
 
+// close stops the client (and with it the queue), then releases the
+// backend's store and connections.
 func (s *outhookSys) close(ctx context.Context) error {
 	err := s.client.Stop(ctx)
 	s.hc.Close()
+	if s.release != nil {
+		err = errors.Join(err, s.release(ctx))
+	}
 	return err
 }
 
 func (s *outhookSys) diagnose(ctx context.Context) string {
-	ready, delayed, running := s.q.Len()
 	var b strings.Builder
-	fmt.Fprintf(&b, "queue: %d ready, %d delayed, %d running", ready, delayed, running)
+	if s.mem != nil {
+		ready, delayed, running := s.mem.Len()
+		fmt.Fprintf(&b, "queue: %d ready, %d delayed, %d running", ready, delayed, running)
+	} else if dead, err := s.q.Dead(ctx, 3); err != nil {
+		fmt.Fprintf(&b, "dead jobs: %v", err)
+	} else {
+		fmt.Fprintf(&b, "%d dead jobs", len(dead))
+		for _, j := range dead {
+			if len(j.Errors) > 0 {
+				fmt.Fprintf(&b, "; dead job %s/%s: %s", j.Group, j.Kind, j.Errors[len(j.Errors)-1].Error)
+			}
+		}
+	}
 	for _, st := range []outhook.DeliveryStatus{outhook.DeliveryFailed, outhook.DeliveryPending} {
 		ds, err := s.client.Deliveries(ctx, outhook.DeliveryQuery{Status: st, Limit: 3})
 		if err != nil {
@@ -405,6 +471,9 @@ func (s *outhookSys) diagnose(ctx context.Context) string {
 		for _, d := range ds {
 			fmt.Fprintf(&b, "; %s delivery %s after %d attempts: %s", st, d.ID, len(d.Attempts), d.LastError)
 		}
+	}
+	if logs := s.tap.String(); logs != "" {
+		b.WriteString("; logs: " + logs)
 	}
 	return b.String()
 }
