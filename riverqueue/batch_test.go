@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
@@ -15,40 +13,19 @@ import (
 )
 
 // fakeInserter records inserts; it refuses any batch holding a job whose ID
-// is "bad", as a database refuses a statement, and can be held.
+// is "bad", as a database refuses a statement.
 type fakeInserter struct {
-	mu      sync.Mutex
 	batches [][]string // IDs per call
 	rows    map[string]int
-	hold    chan struct{} // when non-nil, inserts wait for it
-	entered chan struct{} // receives when an insert begins (cap 1)
 }
 
-func newFakeInserter() *fakeInserter {
-	return &fakeInserter{rows: map[string]int{}, entered: make(chan struct{}, 1)}
-}
+func newFakeInserter() *fakeInserter { return &fakeInserter{rows: map[string]int{}} }
 
-func (f *fakeInserter) insert(ctx context.Context, params []river.InsertManyParams) error {
-	select {
-	case f.entered <- struct{}{}:
-	default:
-	}
-	f.mu.Lock()
-	hold := f.hold
-	f.mu.Unlock()
-	if hold != nil {
-		select {
-		case <-hold:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+func (f *fakeInserter) insert(_ context.Context, params []river.InsertManyParams) error {
 	ids := make([]string, len(params))
 	for i, p := range params {
 		ids[i] = p.Args.(*jobArgs).ID
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.batches = append(f.batches, ids)
 	for _, id := range ids {
 		if id == "bad" {
@@ -71,191 +48,64 @@ func params(ids ...string) enqueueItem {
 	return enqueueItem{params: ps, keys: keys}
 }
 
-// newTestBatcher returns a batcher on f and a channel that receives the
-// number of waiting requests each time one joins them.
-func newTestBatcher(f *fakeInserter) (*batcher[enqueueItem], chan int) {
-	ch := make(chan int, 100)
-	b := newBatcher(context.Background(), commitEnqueues(f.insert),
-		func(it enqueueItem) int { return len(it.params) }, 0, 1000, 1)
-	b.queued = func(n int) { ch <- n }
-	return b, ch
-}
-
-// awaitPending waits until n requests wait behind the running insert.
-func awaitPending(t *testing.T, ch chan int, n int) {
-	t.Helper()
-	timer := time.NewTimer(5 * time.Second)
-	defer timer.Stop()
-	for {
-		select {
-		case got := <-ch:
-			if got == n {
-				return
-			}
-		case <-timer.C:
-			t.Fatalf("timed out waiting for %d waiting requests", n)
-		}
-	}
-}
-
-// TestBatcherGroupsConcurrentCalls: calls that arrive while a batch commits
-// share the next one, and each gets its own outcome: a call the "database"
-// refuses fails alone.
-func TestBatcherGroupsConcurrentCalls(t *testing.T) {
+// TestCommitEnqueues: the jobs of every call go in one insert, a duplicate
+// (Group, ID) once; when that insert fails, each call is inserted again on
+// its own, so that only the refused call fails.
+func TestCommitEnqueues(t *testing.T) {
 	f := newFakeInserter()
-	b, queued := newTestBatcher(f)
-	// Hold the first insert so that the other callers pile up behind it.
-	f.hold = make(chan struct{})
-	first := make(chan error, 1)
-	go func() {
-		it := params("first")
-		first <- b.submit(context.Background(), it)
-	}()
-	<-f.entered
-	<-queued // first
+	commit := commitEnqueues(f.insert)
+	require.Equal(t, []error{nil}, commit(t.Context(), []enqueueItem{params("alone", "alone")}),
+		"a lone call is inserted as it is")
 
-	const callers = 32
-	errs := make([]error, callers)
-	var wg sync.WaitGroup
-	for i := range callers {
-		wg.Go(func() {
-			id := fmt.Sprintf("job-%d", i)
-			if i == 7 {
-				id = "bad"
-			}
-			it := params(id, "shared") // every caller also sends a duplicate
-			errs[i] = b.submit(context.Background(), it)
-		})
+	items := []enqueueItem{params("a", "shared"), params("b", "shared"), params("c")}
+	require.Equal(t, []error{nil, nil, nil}, commit(t.Context(), items))
+
+	const calls = 8
+	items = make([]enqueueItem, calls)
+	for i := range calls {
+		id := fmt.Sprintf("job-%d", i)
+		if i == 3 {
+			id = "bad"
+		}
+		items[i] = params(id)
 	}
-	// Wait until all callers are queued, then let the first batch commit.
-	awaitPending(t, queued, callers)
-	f.mu.Lock()
-	close(f.hold)
-	f.hold = nil
-	f.mu.Unlock()
-	wg.Wait()
-	require.NoError(t, <-first)
-	require.NoError(t, b.wait(context.Background()))
-
+	errs := commit(t.Context(), items)
 	for i, err := range errs {
-		if i == 7 {
-			require.ErrorContains(t, err, "refused", "the refused caller gets its error")
+		if i == 3 {
+			require.ErrorContains(t, err, "refused", "the refused call gets its error")
 			continue
 		}
-		require.NoError(t, err, "caller %d", i)
+		require.NoError(t, err, "call %d", i)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	// first; one batch of all 32 (refused as a whole); then each alone.
-	require.Len(t, f.batches, 2+callers)
-	require.Len(t, f.batches[1], callers+1, "one batch holds every caller's job and the duplicate once")
-	for i := range callers {
-		if i != 7 {
+
+	require.Equal(t, []string{"alone", "alone"}, f.batches[0])
+	require.Equal(t, []string{"a", "shared", "b", "c"}, f.batches[1], "one insert, the duplicate once")
+	require.Len(t, f.batches, 2+1+calls, "the failed insert, then each call alone")
+	require.Len(t, f.batches[2], calls)
+	for i := range calls {
+		if i != 3 {
 			require.Equal(t, 1, f.rows[fmt.Sprintf("job-%d", i)])
 		}
 	}
 	require.Zero(t, f.rows["bad"])
 }
 
-// TestBatcherContext: a caller whose context ends before its jobs are taken
-// admits nothing.
-func TestBatcherContext(t *testing.T) {
-	f := newFakeInserter()
-	b, queued := newTestBatcher(f)
-	f.hold = make(chan struct{})
-	go func() {
-		it := params("first")
-		_ = b.submit(context.Background(), it)
-	}()
-	<-f.entered
-	<-queued
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		it := params("late")
-		done <- b.submit(ctx, it)
-	}()
-	awaitPending(t, queued, 1)
-	cancel()
-	require.ErrorIs(t, <-done, context.Canceled)
-	f.mu.Lock()
-	close(f.hold)
-	f.hold = nil
-	f.mu.Unlock()
-	require.NoError(t, b.wait(context.Background()))
-	require.Zero(t, f.rows["late"], "a caller that left before its batch admitted its jobs")
-	require.Equal(t, 1, f.rows["first"])
-}
-
-func TestBatcherClose(t *testing.T) {
-	f := newFakeInserter()
-	b, _ := newTestBatcher(f)
-	it := params("a")
-	require.NoError(t, b.submit(context.Background(), it))
-	b.close()
-	require.ErrorIs(t, b.submit(context.Background(), it), queue.ErrClosed)
-	require.NoError(t, b.wait(context.Background()))
-}
-
-func TestBatcherMaxJobs(t *testing.T) {
-	f := newFakeInserter()
-	b, queued := newTestBatcher(f)
-	b.maxSize = 3
-	f.hold = make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		it := params("first")
-		require.NoError(t, b.submit(context.Background(), it))
-	})
-	<-f.entered
-	<-queued
-	for i := range 5 {
-		wg.Go(func() {
-			it := params(fmt.Sprintf("a%d", i), fmt.Sprintf("b%d", i))
-			require.NoError(t, b.submit(context.Background(), it))
-		})
-	}
-	awaitPending(t, queued, 5)
-	f.mu.Lock()
-	close(f.hold)
-	f.hold = nil
-	f.mu.Unlock()
-	wg.Wait()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, batch := range f.batches[1:] {
-		require.Len(t, batch, 2, "two calls of two jobs exceed 3: one call per batch")
-	}
-}
-
-// TestBatcherConcurrentFlushers: with two flushers, a call made while a
-// batch commits starts its own transaction at once.
-func TestBatcherConcurrentFlushers(t *testing.T) {
-	f := newFakeInserter()
-	b, _ := newTestBatcher(f)
-	b.maxFlushers = 2
-	hold := make(chan struct{})
-	f.hold = hold
-	first := make(chan error, 1)
-	go func() {
-		it := params("first")
-		first <- b.submit(context.Background(), it)
-	}()
-	<-f.entered
-	f.mu.Lock()
-	f.hold = nil // the second insert goes through
-	f.mu.Unlock()
-	it := params("second")
-	require.NoError(t, b.submit(context.Background(), it), "committed while the first batch is still in flight")
-	select {
-	case err := <-first:
-		t.Fatalf("the first batch finished early: %v", err)
-	default:
-	}
-	f.mu.Lock()
-	require.Equal(t, 1, f.rows["second"])
-	f.mu.Unlock()
-	close(hold)
-	require.NoError(t, <-first)
-	require.NoError(t, b.wait(context.Background()))
+// TestNewBatcher: commits get the items and the batcher's context, not the
+// caller's; after Close, calls return queue.ErrClosed.
+func TestNewBatcher(t *testing.T) {
+	type key struct{}
+	ctx := context.WithValue(t.Context(), key{}, "batcher")
+	var got []any
+	b := newBatcher(ctx, func(ctx context.Context, items []string) []error {
+		got = append(got, ctx.Value(key{}))
+		for _, it := range items {
+			got = append(got, it)
+		}
+		return make([]error, len(items))
+	}, nil, 0, 10, 1)
+	require.NoError(t, b.Do(context.WithValue(t.Context(), key{}, "caller"), "x"))
+	require.NoError(t, b.Wait(t.Context()))
+	require.Equal(t, []any{"batcher", "x"}, got)
+	b.Close()
+	require.ErrorIs(t, b.Do(t.Context(), "y"), queue.ErrClosed)
 }

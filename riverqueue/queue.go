@@ -19,6 +19,7 @@ import (
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/outhook/outhook/internal/batch"
 	"github.com/outhook/outhook/queue"
 )
 
@@ -285,13 +286,13 @@ type Queue[TTx any] struct {
 	cfg    Config
 	log    *slog.Logger
 	client *river.Client[TTx]
-	batch  *batcher[enqueueItem] // Enqueue's group commit; nil with DisableGroupCommit
+	batch  *batch.Batcher[enqueueItem] // Enqueue's group commit; nil with DisableGroupCommit
 	// completions is the group commit of the Next jobs of finished runs;
 	// nil with DisableGroupCommit.
-	completions *batcher[*completion]
+	completions *batch.Batcher[*completion]
 	// finished deletes the jobs of runs that ended Done without Next jobs
 	// (see worker.Work); nil unless the queue deletes completed jobs.
-	finished *batcher[*river.Job[jobArgs]]
+	finished *batch.Batcher[*river.Job[jobArgs]]
 
 	// runCtx is given to River's Start and runs the maintenance loop.
 	// River treats its end as a hard stop, which it does not tell apart
@@ -523,7 +524,7 @@ func (q *Queue[TTx]) Subscribe(name string, h queue.Handler, opts queue.GroupOpt
 // It returns an error, admitting nothing, when a job is nil, has no group,
 // or names a group with no handler on this node (wrapping
 // [queue.ErrUnknownGroup]); ctx.Err() when ctx is done before the jobs are
-// written (see batcher.submit for a ctx that ends during the commit);
+// written (see batch.Batcher.Do for a ctx that ends during the commit);
 // [queue.ErrClosed] after Stop has begun; and the database's error. The
 // queue is never full: the database is the limit.
 func (q *Queue[TTx]) Enqueue(ctx context.Context, jobs ...*queue.Job) error {
@@ -543,7 +544,7 @@ func (q *Queue[TTx]) Enqueue(ctx context.Context, jobs ...*queue.Job) error {
 	if q.batch == nil {
 		return q.insert(ctx, params)
 	}
-	return q.batch.submit(ctx, enqueueItem{params: params, keys: keys})
+	return q.batch.Do(ctx, enqueueItem{params: params, keys: keys})
 }
 
 // EnqueueTx admits jobs inside tx, a transaction of the application's own
@@ -779,8 +780,8 @@ func (q *Queue[TTx]) Stop(ctx context.Context) error {
 
 	var err error
 	if q.batch != nil {
-		q.batch.close()
-		err = q.batch.wait(ctx)
+		q.batch.Close()
+		err = q.batch.Wait(ctx)
 	}
 	if err == nil {
 		err = q.client.Stop(ctx)
@@ -795,19 +796,19 @@ func (q *Queue[TTx]) Stop(ctx context.Context) error {
 			q.log.Error("riverqueue: stop River", "error", cerr)
 		}
 		if q.batch != nil {
-			_ = q.batch.wait(context.Background())
+			_ = q.batch.Wait(context.Background())
 		}
 	}
 	q.insertCancel()
 	if q.completions != nil {
 		// River has stopped: every run has reported; the flusher exits
 		// within its linger window.
-		q.completions.close()
-		_ = q.completions.wait(context.Background())
+		q.completions.Close()
+		_ = q.completions.Wait(context.Background())
 	}
 	if q.finished != nil {
-		q.finished.close()
-		_ = q.finished.wait(context.Background())
+		q.finished.Close()
+		_ = q.finished.Wait(context.Background())
 	}
 	q.runCancel()
 	q.maintWG.Wait()

@@ -86,7 +86,7 @@ func (w *worker[TTx]) Work(ctx context.Context, job *river.Job[jobArgs]) error {
 				// so that River's completer, which comes after this
 				// returns, finds no row to complete. If that fails, or ctx
 				// ends first, River's completer marks the job completed.
-				_ = q.finished.submit(ctx, job)
+				_ = q.finished.Do(ctx, job)
 			}
 			return nil
 		}
@@ -153,7 +153,7 @@ func (q *Queue[TTx]) completeWithNext(workCtx context.Context, job *river.Job[jo
 	// Not bounded by the run's context: the handler has finished, and its
 	// verdict should be recorded even when a stop is cancelling runs. The
 	// transaction is bounded by the lease (see completeTx).
-	return q.completions.submit(context.WithoutCancel(workCtx), c)
+	return q.completions.Do(context.WithoutCancel(workCtx), c)
 }
 
 // commitCompletions is the commit function of the completions batcher: all

@@ -134,8 +134,8 @@ func (s *Store) CreateDeliveries(ctx context.Context, ds []*outhook.Delivery) er
 	if len(ds) <= rowsPerInsert && !withAttempts {
 		// One statement is atomic on its own: no transaction to begin and
 		// commit, which on Postgres saves two round trips. Concurrent calls
-		// share it (see batcher).
-		return s.creates.do(ctx, args)
+		// share it (see batch.Batcher).
+		return s.creates.Do(ctx, args)
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -246,13 +246,13 @@ func (s *Store) attempts(ctx context.Context, d *outhook.Delivery, count int) er
 }
 
 // GetDelivery implements outhook.Store. Concurrent calls share their
-// queries (see batcher).
+// queries (see batch.Batcher).
 func (s *Store) GetDelivery(ctx context.Context, id string) (*outhook.Delivery, error) {
 	if !storable(id) {
 		return nil, notFound("delivery", id)
 	}
 	r := &getDeliveryReq{id: id}
-	if err := s.gets.do(ctx, r); err != nil {
+	if err := s.gets.Do(ctx, r); err != nil {
 		return nil, err
 	}
 	return r.d, nil
@@ -294,9 +294,9 @@ func (s *Store) UpdateDelivery(ctx context.Context, id string, attempt *outhook.
 			return err
 		}
 	}
-	// Concurrent calls share a transaction (see batcher); calls for one
+	// Concurrent calls share a transaction (see batch.Batcher); calls for one
 	// delivery never share one, so that each applies as one step.
-	return s.updates.do(ctx, &updateReq{id: id, attempt: attempt, u: u})
+	return s.updates.Do(ctx, &updateReq{id: id, attempt: attempt, u: u})
 }
 
 // updateDelivery is UpdateDelivery on its own, after validation.

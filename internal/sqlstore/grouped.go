@@ -9,10 +9,11 @@ import (
 	"time"
 
 	"github.com/outhook/outhook"
+	"github.com/outhook/outhook/internal/batch"
 )
 
 // The store's hot calls, made once or twice per delivery by every worker
-// at once, are run in groups (see batcher): the client's routing creates
+// at once, are run in groups (see batch.Batcher): the client's routing creates
 // deliveries and reads the subscription version, its delivery workers read
 // a delivery and its subscription and record an attempt. Run alone, each
 // call is a round trip, and each write a transaction whose commit waits for
@@ -29,7 +30,7 @@ import (
 
 const (
 	// writeWindow bounds how long a write group lingers for the callers of
-	// the previous one to come back (see batcher); a lone caller never
+	// the previous one to come back (see batch.Batcher); a lone caller never
 	// waits.
 	writeWindow = time.Millisecond
 	// readFlushers is how many read groups of one kind may run at once.
@@ -38,12 +39,14 @@ const (
 
 // newBatchers makes the store's batchers.
 func (s *Store) newBatchers() {
-	s.creates = newBatcher(s.runCreates, writeWindow, rowsPerInsert, 1)
-	s.creates.size = func(rows [][]any) int { return len(rows) }
-	s.updates = newBatcher(s.runUpdates, writeWindow, rowsPerInsert, 1)
-	s.updates.key = func(r *updateReq) string { return r.id }
-	s.gets = newBatcher(s.runGets, 0, idsPerQuery, readFlushers)
-	s.versions = newBatcher(s.runVersionReads, 0, 1<<20, 1)
+	s.creates = newBatcher(s.runCreates, batch.Options[[][]any]{
+		Size: func(rows [][]any) int { return len(rows) }, Window: writeWindow, MaxSize: rowsPerInsert,
+	})
+	s.updates = newBatcher(s.runUpdates, batch.Options[*updateReq]{
+		Key: func(r *updateReq) string { return r.id }, Window: writeWindow, MaxSize: rowsPerInsert,
+	})
+	s.gets = newBatcher(s.runGets, batch.Options[*getDeliveryReq]{MaxSize: idsPerQuery, MaxFlushers: readFlushers})
+	s.versions = newBatcher(s.runVersionReads, batch.Options[*int64]{MaxSize: 1 << 20})
 }
 
 // byFirstArg orders bind rows by their first value, an ID.

@@ -98,7 +98,7 @@ func (s *Store) subscriptionVersion(ctx context.Context, strict bool) (int64, er
 		}
 	}
 	var v int64
-	if err := s.versions.do(ctx, &v); err != nil {
+	if err := s.versions.Do(ctx, &v); err != nil {
 		return 0, err
 	}
 	if s.staleness == 0 {

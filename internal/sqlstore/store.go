@@ -55,6 +55,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/outhook/outhook"
+	"github.com/outhook/outhook/internal/batch"
 	"github.com/outhook/outhook/internal/ident"
 )
 
@@ -87,10 +88,10 @@ type Store struct {
 	q         queries
 
 	// Groups of concurrent calls (see grouped.go).
-	creates  *batcher[[][]any] // CreateDeliveries: validated rows, sorted by ID
-	updates  *batcher[*updateReq]
-	gets     *batcher[*getDeliveryReq]
-	versions *batcher[*int64] // reads of the subscription version
+	creates  *batch.Batcher[[][]any] // CreateDeliveries: validated rows, sorted by ID
+	updates  *batch.Batcher[*updateReq]
+	gets     *batch.Batcher[*getDeliveryReq]
+	versions *batch.Batcher[*int64] // reads of the subscription version
 
 	// The routing cache, guarded by mu.
 	mu         sync.RWMutex
