@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-
-	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
 )
 
 // dsnParams are the connection settings Open applies, on every connection:
@@ -33,7 +31,10 @@ const dsnParams = "_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma
 // with modernc.org/sqlite (driver "sqlite", pure Go: no cgo), configured for
 // outhook's queue and store: WAL journal, a busy timeout, foreign keys,
 // synchronous commits, and immediate transactions (see the package
-// documentation). It checks that the file can be opened.
+// documentation). Its connections keep the statements they prepare, by
+// text, and run them again without parsing them again (see stmtcache.go):
+// River's SQLite driver sends its statements as text, one per job for some.
+// It checks that the file can be opened.
 //
 // The pool is limited to one connection, as River's SQLite driver
 // recommends: River runs many operations concurrently, and SQLite, one
@@ -49,10 +50,11 @@ func Open(path string) (*sql.DB, error) {
 		return nil, errors.New("outhook: sqlite: Open: empty path")
 	}
 	dsn := "file:" + escapePath(path) + "?" + dsnParams
-	db, err := sql.Open("sqlite", dsn)
+	c, err := newConnector(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("outhook: sqlite: open %s: %w", path, err)
 	}
+	db := sql.OpenDB(c)
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
