@@ -25,7 +25,7 @@ import (
 
 // Defaults for the zero fields of Config.
 const (
-	DefaultMaxWorkers         = 500
+	DefaultMaxWorkers         = 100
 	DefaultFetchCooldown      = 10 * time.Millisecond
 	DefaultFetchPollInterval  = time.Second
 	DefaultEnqueueMaxBatch    = 1000
@@ -103,12 +103,14 @@ type Config struct {
 	NodeID string
 
 	// MaxWorkers is how many jobs of one worker group this node runs at
-	// once (each group is a River queue with its own workers). Default 500:
-	// a run spends most of its time waiting, for the database (the queue's
-	// and the store's group commits) or for a delivery's destination, so a
-	// group's throughput is about MaxWorkers over a run's duration, and
-	// larger groups of runs finishing together also cost the database less
-	// per job. Idle workers cost nothing.
+	// once (each group is a River queue with its own workers). Default 100,
+	// River's own default. A run spends most of its time waiting, for the
+	// database (the queue's and the store's group commits) or for a
+	// delivery's destination, so a group's throughput is about MaxWorkers
+	// over a run's duration; but the delivery group's MaxWorkers is also
+	// how many requests a node may have in flight to one slow receiver.
+	// On the 2-core benchmark machine, 500 did not deliver faster (the
+	// database's CPU is the bound there; see BENCHMARKS.md).
 	MaxWorkers int
 	// GroupMaxWorkers overrides MaxWorkers for the groups it names. The
 	// outhook client's delivery attempts run in the group

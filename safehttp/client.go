@@ -73,9 +73,9 @@ type Config struct {
 }
 
 // DefaultMaxIdleConnsPerHost is the default of Config.MaxIdleConnsPerHost:
-// enough for the in-memory queue's default of 32 deliveries at once to one
-// host, with room to spare.
-const DefaultMaxIdleConnsPerHost = 64
+// enough for the durable queues' default of 100 deliveries at once to one
+// host (riverqueue.DefaultMaxWorkers), and the in-memory queue's 32.
+const DefaultMaxIdleConnsPerHost = 128
 
 // Resolver is the part of *net.Resolver the client needs.
 type Resolver interface {
