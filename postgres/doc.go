@@ -59,9 +59,12 @@
 // suffices: pgx's default (four connections, or the number of CPUs) holds
 // River's listener, its fetches and completer, and the groups of both; more
 // connections add contention rather than throughput. Each worker group runs
-// riverqueue.DefaultMaxWorkers jobs at once per node (QueueConfig.MaxWorkers,
-// GroupMaxWorkers): with a database round trip or a delivery in each run,
-// concurrency, not the CPU, bounds a group's throughput.
+// riverqueue.DefaultMaxWorkers (100) jobs at once per node
+// (QueueConfig.MaxWorkers, GroupMaxWorkers); the delivery group's figure is
+// also how many requests one node may have in flight to a slow receiver.
+// On a small machine the database's CPU is the bound, not the workers: each
+// delivery costs two River jobs (the event's routing, then the delivery)
+// and three row writes in the store. BENCHMARKS.md has the figures.
 //
 // A job is deleted as soon as its handler is done with it, rather than kept
 // marked completed as River does (see QueueConfig.KeepCompleted): outhook
