@@ -628,6 +628,46 @@ func TestUserAgentAndRequest(t *testing.T) {
 	require.Equal(t, "demo/2", (<-got).ua)
 }
 
+// TestEarlierDeadline: under a caller's deadline earlier than Timeout, Do
+// adds no timeout of its own and can send the request as it is, under the
+// request's own context; it still adds the User-Agent to a copy only, and
+// the caller's deadline still ends the request.
+func TestEarlierDeadline(t *testing.T) {
+	uas := make(chan string, 1)
+	release := make(chan struct{})
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		uas <- r.UserAgent()
+	})
+	t.Cleanup(func() { close(release) }) // runs before srv.Close
+	c := newClient(t, &Config{Allow: loopback, Timeout: time.Minute})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", srv.URL, nil)
+	require.NoError(t, err)
+	resp, err := c.Do(ctx, req)
+	require.NoError(t, err)
+	require.Equal(t, 200, resp.StatusCode)
+	require.Equal(t, "outhook/0.1.0", <-uas)
+	require.Empty(t, req.Header.Get("User-Agent"), "the caller's request is not modified")
+
+	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	req, err = http.NewRequestWithContext(short, "GET", srv.URL+"/slow", nil)
+	require.NoError(t, err)
+	_, err = c.Do(short, req)
+	e := requireClass(t, err, ClassTimeout)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.False(t, e.Permanent())
+}
+
 // TestSecretsNotInErrors: whatever fails, the error's text holds no secret
 // of the URL.
 func TestSecretsNotInErrors(t *testing.T) {
@@ -682,6 +722,28 @@ func BenchmarkDo(b *testing.B) {
 	req, err := http.NewRequest("GET", srv.URL+"/hook?token=x", nil)
 	require.NoError(b, err)
 	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, err := c.Do(ctx, req)
+		if err != nil || resp.StatusCode != 200 {
+			b.Fatal(resp, err)
+		}
+	}
+}
+
+// BenchmarkDoEarlierDeadline is BenchmarkDo under a caller's deadline
+// earlier than Config.Timeout, as a delivery attempt's: Do then adds no
+// timer of its own.
+func BenchmarkDoEarlierDeadline(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(ok))
+	defer srv.Close()
+	c, err := New(&Config{Allow: loopback, Timeout: time.Minute})
+	require.NoError(b, err)
+	defer c.Close()
+	req, err := http.NewRequest("GET", srv.URL+"/hook?token=x", nil)
+	require.NoError(b, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	b.ReportAllocs()
 	for b.Loop() {
 		resp, err := c.Do(ctx, req)

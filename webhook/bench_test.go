@@ -3,7 +3,10 @@ package webhook_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -117,5 +120,35 @@ func BenchmarkDeliverParallel(b *testing.B) {
 func reportRate(b *testing.B) {
 	if b.N > 0 && b.Elapsed() > 0 {
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
+	}
+}
+
+// BenchmarkDeliverSize is BenchmarkDeliver at payload sizes from a typical
+// event to the large-payload rows of the benchmark program, in both body
+// modes: what signing and building the body cost as the payload grows.
+func BenchmarkDeliverSize(b *testing.B) {
+	// A receiver that keeps nothing, unlike newReceiver's.
+	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	b.Cleanup(rcv.Close)
+	d := newDeliverer(b, nil)
+	ctx := context.Background()
+	for _, size := range []int{300, 10 << 10, 100 << 10} {
+		payload := json.RawMessage(`{"seq":"000000000001","pad":"` + strings.Repeat("abcdefghij", (size-30)/10) + `"}`)
+		for _, mode := range []string{"envelope", "raw"} {
+			b.Run(fmt.Sprintf("%dB/%s", size, mode), func(b *testing.B) {
+				req := request(config(b, map[string]any{"url": rcv.URL, "body": mode, "secrets": []map[string]any{{"secret": secretA}}}))
+				req.Payload = payload
+				b.SetBytes(int64(len(payload)))
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := d.Deliver(ctx, req); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }

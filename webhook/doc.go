@@ -76,8 +76,9 @@
 //
 // # Limits
 //
-// A body larger than Options.MaxBody (1 MiB by default) fails for good;
-// the spec recommends payloads under 20 KB. A config has at most 10 secrets,
+// A body larger than Options.MaxBody (1 MiB by default) fails for good, as
+// does a payload that is not valid JSON (what json.Valid accepts); the spec
+// recommends payloads under 20 KB. A config has at most 10 secrets,
 // 10 signing keys and 32 extra headers.
 //
 // # Receivers

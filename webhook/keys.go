@@ -9,8 +9,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -163,13 +165,31 @@ func PublicKey(signingKey string) (string, error) {
 
 // signer holds the parsed keys that sign one delivery.
 type signer struct {
-	secrets [][]byte             // v1
+	secrets []*hmacKey           // v1
 	keys    []ed25519.PrivateKey // v1a
 }
 
+// hmacKey is a v1 secret, with a pool of HMAC-SHA256 states keyed with
+// it when its signer is kept. A prepared config keeps its signer for all
+// its deliveries, so a delivery resets a pooled state instead of keying a
+// new one with hmac.New (which hashes the padded key twice and allocates
+// two SHA-256 states).
+type hmacKey struct {
+	secret []byte
+	pool   *sync.Pool // of *hmacState; nil for a one-off signer (Sign)
+}
+
+// hmacState is a keyed HMAC and room for its sum, so that Sum does not
+// allocate.
+type hmacState struct {
+	h   hash.Hash
+	sum [sha256.Size]byte
+}
+
 // newSigner parses keys: whsec_ secrets and whsk_ signing keys, in any
-// order. Errors name the key by its 1-based position.
-func newSigner(keys []string) (*signer, error) {
+// order. Errors name the key by its 1-based position. A pooled signer keeps
+// HMAC states for reuse: for a signer that signs many messages.
+func newSigner(keys []string, pooled bool) (*signer, error) {
 	s := &signer{}
 	for i, k := range keys {
 		switch {
@@ -178,7 +198,11 @@ func newSigner(keys []string) (*signer, error) {
 			if err != nil {
 				return nil, fmt.Errorf("key %d: %w", i+1, err)
 			}
-			s.secrets = append(s.secrets, raw)
+			k := &hmacKey{secret: raw}
+			if pooled {
+				k.pool = new(sync.Pool)
+			}
+			s.secrets = append(s.secrets, k)
 		case strings.HasPrefix(k, SigningKeyPrefix):
 			priv, err := parseSigningKey(k)
 			if err != nil {
@@ -207,35 +231,88 @@ func signedContent(dst []byte, id string, ts int64, body []byte) []byte {
 	return append(dst, body...)
 }
 
-// hmacSignature is the raw v1 signature of content with secret.
+// content is the signed content "<id>.<timestamp>.<body>" in pieces, so
+// that a large body is signed where it lies rather than copied after the
+// prefix: the concatenation of prefix and parts, in order.
+type content struct {
+	// prefix is "<id>.<timestamp>.", followed by the body when the body
+	// was built right after it in one buffer (parts are then empty).
+	prefix []byte
+	// parts are the rest of the body: the payload, or an envelope's
+	// head, payload and tail.
+	parts [3][]byte
+}
+
+// bytes returns the content in one slice, copying only when it is in
+// pieces.
+func (c *content) bytes() []byte {
+	if len(c.parts[0])+len(c.parts[1])+len(c.parts[2]) == 0 {
+		return c.prefix
+	}
+	out := make([]byte, 0, len(c.prefix)+len(c.parts[0])+len(c.parts[1])+len(c.parts[2]))
+	out = append(out, c.prefix...)
+	for _, p := range c.parts {
+		out = append(out, p...)
+	}
+	return out
+}
+
+// sum appends the base64 of the HMAC-SHA256 of c with k to dst.
+func (k *hmacKey) sum(dst []byte, c *content) []byte {
+	var st *hmacState
+	if k.pool != nil {
+		st, _ = k.pool.Get().(*hmacState)
+	}
+	if st == nil {
+		st = &hmacState{h: hmac.New(sha256.New, k.secret)}
+	} else {
+		st.h.Reset()
+	}
+	st.h.Write(c.prefix)
+	for _, p := range c.parts {
+		if len(p) > 0 {
+			st.h.Write(p)
+		}
+	}
+	dst = b64.AppendEncode(dst, st.h.Sum(st.sum[:0]))
+	if k.pool != nil {
+		k.pool.Put(st)
+	}
+	return dst
+}
+
+// hmacSignature is the raw v1 signature of content with secret, computed
+// the plain way (Verifier uses it).
 func hmacSignature(secret, content []byte) []byte {
 	h := hmac.New(sha256.New, secret)
 	h.Write(content)
 	return h.Sum(nil)
 }
 
-// header returns the webhook-signature header value for content: one
-// "v1,<base64>" per secret, then one "v1a,<base64>" per signing key,
+// appendHeader appends the webhook-signature header value for c to dst:
+// one "v1,<base64>" per secret, then one "v1a,<base64>" per signing key,
 // separated by spaces.
-func (s *signer) header(content []byte) string {
-	n := len(s.secrets)*(len(versionHMAC)+2+b64.EncodedLen(sha256.Size)) +
-		len(s.keys)*(len(versionEd25519)+2+b64.EncodedLen(ed25519.SignatureSize))
-	out := make([]byte, 0, n)
-	for _, secret := range s.secrets {
-		if len(out) > 0 {
-			out = append(out, ' ')
+func (s *signer) appendHeader(dst []byte, c *content) []byte {
+	start := len(dst)
+	for _, k := range s.secrets {
+		if len(dst) > start {
+			dst = append(dst, ' ')
 		}
-		out = append(out, versionHMAC+","...)
-		out = b64.AppendEncode(out, hmacSignature(secret, content))
+		dst = append(dst, versionHMAC+","...)
+		dst = k.sum(dst, c)
 	}
-	for _, key := range s.keys {
-		if len(out) > 0 {
-			out = append(out, ' ')
+	if len(s.keys) > 0 {
+		// ed25519 hashes the message twice, so it needs it whole.
+		msg := c.bytes()
+		for _, key := range s.keys {
+			if len(dst) > start {
+				dst = append(dst, ' ')
+			}
+			dst = append(dst, versionEd25519+","...)
+			dst = b64.AppendEncode(dst, ed25519.Sign(key, msg))
 		}
-		out = append(out, versionEd25519+","...)
-		out = b64.AppendEncode(out, ed25519.Sign(key, content))
 	}
-	return string(out)
+	return dst
 }
 
 // checkID refuses message IDs that would make the signed content
@@ -274,10 +351,13 @@ func Sign(id string, ts time.Time, body []byte, keys ...string) (string, error) 
 	if err := checkID(id); err != nil {
 		return "", fmt.Errorf("webhook: sign: %w", err)
 	}
-	s, err := newSigner(keys)
+	s, err := newSigner(keys, false)
 	if err != nil {
 		return "", fmt.Errorf("webhook: sign: %w", err)
 	}
-	content := signedContent(make([]byte, 0, len(id)+22+len(body)), id, ts.Unix(), body)
-	return s.header(content), nil
+	c := content{prefix: signedContent(make([]byte, 0, len(id)+22), id, ts.Unix(), nil)}
+	c.parts[0] = body
+	n := len(s.secrets)*(len(versionHMAC)+2+b64.EncodedLen(sha256.Size)) +
+		len(s.keys)*(len(versionEd25519)+2+b64.EncodedLen(ed25519.SignatureSize))
+	return string(s.appendHeader(make([]byte, 0, n), &c)), nil
 }

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -224,32 +226,69 @@ func (d *Deliverer) Deliver(ctx context.Context, req *outhook.DeliveryRequest) (
 	if err := checkID(req.DeliveryID); err != nil {
 		return outhook.DeliveryResult{}, outhook.Permanent(fmt.Errorf("webhook: delivery ID: %w", err))
 	}
-	body, err := d.body(p.bodyMode, req)
+
+	payload, err := payloadOf(req)
 	if err != nil {
 		return outhook.DeliveryResult{}, outhook.Permanent(err)
 	}
-
 	ts := now.Unix()
-	content := signedContent(make([]byte, 0, len(req.DeliveryID)+22+len(body)), req.DeliveryID, ts, body)
-	// The body is the tail of the signed content, so the bytes sent are the
-	// bytes signed.
-	body = content[len(content)-len(body):]
-
-	hreq, err := http.NewRequestWithContext(ctx, p.method, p.url, bytes.NewReader(body))
+	c, bodyLen, err := d.content(p.bodyMode, req, ts, payload)
+	if err != nil {
+		return outhook.DeliveryResult{}, outhook.Permanent(err)
+	}
+	var body io.Reader
+	if c.parts[1] == nil {
+		// One piece (a raw payload, or an envelope built after the signed
+		// prefix): a *bytes.Reader, which the transport writes behind the
+		// headers instead of flushing them on their own first.
+		b := c.parts[0]
+		if b == nil {
+			b = c.prefix[len(c.prefix)-bodyLen:]
+		}
+		body = bytes.NewReader(b)
+	} else {
+		// A large envelope: its head, the payload and its tail are sent
+		// where they lie, never copied into one buffer.
+		bufs := net.Buffers(c.parts[:])
+		body = &bufs
+	}
+	hreq, err := http.NewRequestWithContext(ctx, p.method, p.url, body)
 	if err != nil {
 		// Unreachable for a validated URL; the parse error would quote the
 		// URL whole, so it is not wrapped.
 		return outhook.DeliveryResult{}, outhook.Permanent(fmt.Errorf("webhook: %s %s: cannot build the request", p.method, safehttp.Redact(p.url)))
 	}
+	if c.parts[1] != nil {
+		// NewRequest knows the length and the replay of a *bytes.Reader
+		// only.
+		parts := c.parts
+		hreq.ContentLength = int64(bodyLen)
+		hreq.GetBody = func() (io.ReadCloser, error) {
+			bufs := net.Buffers(slices.Clone(parts[:]))
+			return io.NopCloser(&bufs), nil
+		}
+	}
+
+	// The webhook-* headers, then Content-Type and User-Agent, are set by
+	// assignment with their canonical names (the names Header.Set would
+	// use, and so the names sent): the config's headers cannot hold any of
+	// them. The timestamp and the signature share one string, and the five
+	// values one backing array.
+	var buf [128]byte
+	sig := strconv.AppendInt(buf[:0], ts, 10)
+	tsLen := len(sig)
+	sig = p.signer.appendHeader(sig, &c)
+	tsSig := string(sig)
+	vals := []string{req.DeliveryID, tsSig[:tsLen], tsSig[tsLen:], "application/json", "outhook/" + safehttp.Version}
 	h := hreq.Header
 	for k, v := range p.headers {
 		h[k] = v
 	}
-	h.Set("Content-Type", "application/json")
-	h.Set("User-Agent", "outhook/"+safehttp.Version)
-	h.Set(HeaderID, req.DeliveryID)
-	h.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
-	h.Set(HeaderSignature, p.signer.header(content))
+	h["Webhook-Id"] = vals[0:1:1]
+	h["Webhook-Timestamp"] = vals[1:2:2]
+	h["Webhook-Signature"] = vals[2:3:3]
+	h["Content-Type"] = vals[3:4:4]
+	h["User-Agent"] = vals[4:5:5]
 
 	resp, err := d.http.Do(ctx, hreq)
 	if err != nil {
@@ -260,39 +299,78 @@ func (d *Deliverer) Deliver(ctx context.Context, req *outhook.DeliveryRequest) (
 	return res, err
 }
 
-// body renders the request body.
-func (d *Deliverer) body(mode string, req *outhook.DeliveryRequest) ([]byte, error) {
+// payloadOf returns req's payload with surrounding whitespace trimmed,
+// "null" when it is empty, and refuses one that is not valid JSON.
+func payloadOf(req *outhook.DeliveryRequest) ([]byte, error) {
 	payload := bytes.TrimSpace(req.Payload)
 	if len(payload) == 0 {
-		payload = []byte("null")
+		return []byte("null"), nil
 	}
 	if !json.Valid(payload) {
 		return nil, errors.New("webhook: payload is not valid JSON")
 	}
-	var body []byte
+	return payload, nil
+}
+
+// maxCopy is the largest payload copied into an envelope built in one
+// buffer after the signed prefix. A larger one is sent and signed where it
+// lies, between the envelope's head and tail: copying it would cost more
+// than the one extra write the transport then makes (it flushes the
+// headers on their own before a body that is not a *bytes.Reader).
+const maxCopy = 32 << 10
+
+// content lays out the signed content of the request body for payload:
+// the raw payload as it is, or the envelope around it, the body counting
+// bodyLen bytes.
+func (d *Deliverer) content(mode string, req *outhook.DeliveryRequest, ts int64, payload []byte) (c content, bodyLen int, err error) {
+	id := req.DeliveryID
 	switch mode {
 	case BodyRaw:
-		body = payload
+		c.prefix = signedContent(make([]byte, 0, len(id)+22), id, ts, nil)
+		c.parts[0] = payload
+		bodyLen = len(payload)
 	default:
-		// Written by hand rather than with json.Marshal, which would
-		// re-encode the payload (escaping <, > and &).
-		eventID, err := json.Marshal(req.EventID)
-		if err != nil {
-			return nil, fmt.Errorf("webhook: event ID: %w", err)
+		// The envelope, written by hand rather than with json.Marshal,
+		// which would re-encode the payload (escaping <, > and &).
+		size := len(id) + 22 + len(`{"type":,"timestamp":"","data":}`) + len(req.EventID) + 2 + len(time.RFC3339Nano)
+		if len(payload) <= maxCopy {
+			size += len(payload)
 		}
-		body = make([]byte, 0, len(payload)+len(eventID)+80)
-		body = append(body, `{"type":`...)
-		body = append(body, eventID...)
-		body = append(body, `,"timestamp":"`...)
-		body = req.OccurredAt.UTC().AppendFormat(body, time.RFC3339Nano)
-		body = append(body, `","data":`...)
-		body = append(body, payload...)
-		body = append(body, '}')
+		buf := signedContent(make([]byte, 0, size), id, ts, nil)
+		start := len(buf)
+		buf = append(buf, `{"type":`...)
+		buf = appendJSONString(buf, req.EventID)
+		buf = append(buf, `,"timestamp":"`...)
+		buf = req.OccurredAt.UTC().AppendFormat(buf, time.RFC3339Nano)
+		buf = append(buf, `","data":`...)
+		bodyLen = len(buf) - start + len(payload) + 1
+		if len(payload) <= maxCopy {
+			buf = append(buf, payload...)
+			c.prefix = append(buf, '}')
+		} else {
+			c.prefix = buf[:start:start]
+			c.parts = [3][]byte{buf[start:], payload, []byte("}")}
+		}
 	}
-	if len(body) > d.maxBody {
-		return nil, fmt.Errorf("webhook: body is %d bytes, more than the limit of %d", len(body), d.maxBody)
+	if bodyLen > d.maxBody {
+		return content{}, 0, fmt.Errorf("webhook: body is %d bytes, more than the limit of %d", bodyLen, d.maxBody)
 	}
-	return body, nil
+	return c, bodyLen, nil
+}
+
+// appendJSONString appends s as json.Marshal encodes it: quoted, and
+// copied as it is when it holds only printable ASCII that needs no escape
+// (every event ID does).
+func appendJSONString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			enc, _ := json.Marshal(s) // a string always encodes
+			return append(dst, enc...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
 }
 
 // prepared is a decoded and checked config, ready to send with.
@@ -447,7 +525,7 @@ func (d *Deliverer) prepare(raw json.RawMessage, now time.Time) (*prepared, erro
 	if len(fields) > 0 {
 		return nil, &outhook.ConfigError{Deliverer: ID, Fields: fields}
 	}
-	if p.signer, err = newSigner(keys); err != nil {
+	if p.signer, err = newSigner(keys, true); err != nil {
 		// Unreachable: every key was parsed above.
 		return nil, &outhook.ConfigError{Deliverer: ID, Err: err}
 	}
