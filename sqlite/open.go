@@ -10,13 +10,18 @@ import (
 	"time"
 )
 
-// dsnParams are the connection settings Open applies, on every connection:
+// dsnParams are the connection settings Open applies, on every connection,
+// in this order:
 //
+//   - busy_timeout 10 s: a connection that finds the file locked (by another
+//     process) waits instead of failing at once. It comes first, so that the
+//     pragmas after it wait too; switching a file to WAL does not wait on it
+//     (SQLite will not block while holding the shared lock it upgrades), so
+//     a connection that fails with SQLITE_BUSY there is opened again (see
+//     connector.Connect);
 //   - journal_mode WAL: readers do not block the writer, and River's test
 //     suite found it necessary to avoid spurious "database is locked"
 //     errors;
-//   - busy_timeout 10 s: a connection that finds the file locked (by another
-//     process) waits instead of failing at once;
 //   - foreign_keys on: SQLite leaves them off unless asked;
 //   - synchronous FULL: a commit is on disk when it returns, so an event
 //     emitted before a power cut is not lost (NORMAL would be faster but
@@ -24,7 +29,7 @@ import (
 //   - _txlock immediate: transactions take the write lock when they begin,
 //     so two writers queue on the busy timeout instead of deadlocking when
 //     both try to upgrade a read lock.
-const dsnParams = "_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)" +
+const dsnParams = "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)" +
 	"&_pragma=synchronous(FULL)&_txlock=immediate"
 
 // Open opens, creating it when missing, the SQLite database file at path

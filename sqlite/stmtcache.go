@@ -7,6 +7,7 @@ import (
 	"errors"
 	"reflect"
 	"sync"
+	"time"
 
 	msqlite "modernc.org/sqlite"
 )
@@ -57,8 +58,29 @@ func newConnector(dsn string) (*connector, error) {
 	return &connector{inner: c}, nil
 }
 
+// connectBusyWait bounds how long Connect retries a connection that found
+// the file busy: the busy timeout Open sets.
+const connectBusyWait = 10 * time.Second
+
+// Connect opens a connection. One that fails with SQLITE_BUSY is opened
+// again, with a growing pause, for up to connectBusyWait: opening a file
+// switches it to WAL (see dsnParams), which takes an exclusive lock without
+// waiting on the busy timeout when another connection holds a shared lock,
+// as happens when several processes open a new file at once.
 func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 	conn, err := c.inner.Connect(ctx)
+	pause, deadline := time.Millisecond, time.Now().Add(connectBusyWait)
+	for err != nil && isBusy(err) && time.Now().Before(deadline) {
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		pause = min(2*pause, 100*time.Millisecond)
+		conn, err = c.inner.Connect(ctx)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -70,6 +92,17 @@ func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 }
 
 func (c *connector) Driver() driver.Driver { return c.inner.Driver() }
+
+// sqliteBusy is SQLite's result code SQLITE_BUSY
+// (https://sqlite.org/rescode.html#busy).
+const sqliteBusy = 5
+
+// isBusy reports whether err is SQLite's SQLITE_BUSY, or one of its
+// extended codes.
+func isBusy(err error) bool {
+	se, ok := errors.AsType[*msqlite.Error](err)
+	return ok && se.Code()&0xff == sqliteBusy
+}
 
 // innerConn is what cachingConn needs of modernc.org/sqlite's connection.
 type innerConn interface {

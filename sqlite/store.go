@@ -48,7 +48,7 @@ var _ outhook.Store = (*Store)(nil)
 // instead of failing with "database is locked". A database opened
 // otherwise needs at least those two, e.g.
 //
-//	db, err := sql.Open("sqlite", "file:outhook.db?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)")
+//	db, err := sql.Open("sqlite", "file:outhook.db?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)")
 //
 // The store works with any number of connections, one included. It does
 // not close db.

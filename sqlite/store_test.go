@@ -22,7 +22,7 @@ import (
 // closes it when the test ends.
 func openDB(tb testing.TB, path string) *sql.DB {
 	tb.Helper()
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)")
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)")
 	require.NoError(tb, err)
 	tb.Cleanup(func() { _ = db.Close() })
 	return db
@@ -80,17 +80,33 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	require.NoError(t, err)
 }
 
-// TestConcurrentMigrate: two processes (here, two handles on one file)
-// migrating at once both succeed and apply each migration once.
+// TestConcurrentMigrate: processes (here, handles on one file) that open
+// a new file and migrate it at once all succeed, and apply each migration
+// once. Opening a new file switches it to WAL, which fails at once with
+// SQLITE_BUSY, busy timeout or not, when another connection holds it:
+// Open's connections retry that.
 func TestConcurrentMigrate(t *testing.T) {
 	path := tempPath(t)
-	dbs := []*sql.DB{openDB(t, path), openDB(t, path), openDB(t, path)}
+	dbs := make([]*sql.DB, 3)
 	errs := make([]error, len(dbs))
 	var wg sync.WaitGroup
-	for i, db := range dbs {
-		wg.Go(func() { errs[i] = sqlite.MigrateStore(t.Context(), db) })
+	for i := range dbs {
+		wg.Go(func() {
+			db, err := sqlite.Open(path)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			dbs[i] = db
+			errs[i] = sqlite.MigrateStore(t.Context(), db)
+		})
 	}
 	wg.Wait()
+	for _, db := range dbs {
+		if db != nil {
+			t.Cleanup(func() { _ = db.Close() })
+		}
+	}
 	for _, err := range errs {
 		require.NoError(t, err)
 	}
