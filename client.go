@@ -71,6 +71,7 @@ type Client struct {
 	handlerTimeout  time.Duration
 	log             *slog.Logger
 	validator       *payloadValidator
+	errorTexts      textCache // shares the texts of failed attempts
 
 	closed       atomic.Bool
 	broadcastSeq atomic.Uint64

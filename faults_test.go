@@ -323,6 +323,46 @@ func TestStoreBlipLateInRetries(t *testing.T) {
 	require.EqualValues(t, 1, store.blips.Load())
 }
 
+// TestStoreBlipsBetweenAttemptsAreNotInARow: store failures with attempts
+// between them are each the first in a row, although a failed attempt
+// records no error in the job: two in a row would fail the delivery here.
+func TestStoreBlipsBetweenAttemptsAreNotInARow(t *testing.T) {
+	store := &blipsStore{MemoryStore: outhook.NewMemoryStore(nil), blips: map[int]bool{}}
+	c, fake := setup(t, &outhook.Config{Store: store, DeliveryRetry: outhooktest.NoDelay(10), HandlerRetry: outhooktest.NoDelay(2)})
+	fake.Script(outhooktest.FailRetryable(nil), outhooktest.FailRetryable(nil), outhooktest.FailRetryable(nil))
+	subscribe(t, c, outhook.Subscription{Events: []string{createdEvent}})
+	emit(t, c, incidentCreated, sampleIncident("inc-1"))
+	outhooktest.WaitIdle(t, c)
+	ds, err := c.Deliveries(context.Background(), outhook.DeliveryQuery{})
+	require.NoError(t, err)
+	require.Equal(t, outhook.DeliverySucceeded, ds[0].Status, ds[0].LastError)
+	require.Len(t, ds[0].Attempts, 4)
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	require.Len(t, store.blips, 3, "one store failure after each failed attempt")
+}
+
+// blipsStore fails GetDelivery once per number of attempts, from 1 to 3.
+type blipsStore struct {
+	*outhook.MemoryStore
+	mu    sync.Mutex
+	blips map[int]bool // by number of attempts
+}
+
+func (s *blipsStore) GetDelivery(ctx context.Context, id string) (*outhook.Delivery, error) {
+	d, err := s.MemoryStore.GetDelivery(ctx, id)
+	if err != nil {
+		return d, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if n := len(d.Attempts); n >= 1 && n <= 3 && !s.blips[n] {
+		s.blips[n] = true
+		return nil, errors.New("transient store blip")
+	}
+	return d, nil
+}
+
 // blipStore fails one GetDelivery once the delivery has the given number
 // of attempts.
 type blipStore struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -89,5 +90,64 @@ func BenchmarkMatchSubscriptions(b *testing.B) {
 		if err != nil || len(subs) != 10 {
 			b.Fatal(len(subs), err)
 		}
+	}
+}
+
+// TestMemoryStoreConcurrentFinishAndEvict: workers finishing deliveries of
+// every shard at once, while routing creates more and readers list them,
+// lose no pending delivery and keep about MaxFinishedDeliveries finished
+// ones.
+func TestMemoryStoreConcurrentFinishAndEvict(t *testing.T) {
+	ctx := context.Background()
+	const workers, perWorker, maxFinished = 8, 200, 50
+	s := outhook.NewMemoryStore(&outhook.MemoryStoreConfig{MaxFinishedDeliveries: maxFinished})
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	wg.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			_, err := s.ListDeliveries(ctx, outhook.DeliveryQuery{Limit: 1000})
+			require.NoError(t, err)
+		}
+	})
+	var writers sync.WaitGroup
+	for w := range workers {
+		writers.Go(func() {
+			for i := range perWorker {
+				id := fmt.Sprintf("d%d-%03d", w, i)
+				if err := s.CreateDeliveries(ctx, []*outhook.Delivery{{ID: id, Status: outhook.DeliveryPending}}); err != nil {
+					t.Error(err)
+					return
+				}
+				if i%4 == 3 {
+					continue // stays pending
+				}
+				a := &outhook.Attempt{Number: 1, Outcome: outhook.AttemptSucceeded}
+				if err := s.UpdateDelivery(ctx, id, a, outhook.DeliveryUpdate{Status: outhook.DeliverySucceeded}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	writers.Wait()
+	close(done)
+	wg.Wait()
+
+	pending, err := s.ListDeliveries(ctx, outhook.DeliveryQuery{Status: outhook.DeliveryPending, Limit: workers * perWorker})
+	require.NoError(t, err)
+	require.Len(t, pending, workers*perWorker/4, "pending deliveries are never evicted")
+	finished, err := s.ListDeliveries(ctx, outhook.DeliveryQuery{Status: outhook.DeliverySucceeded, Limit: workers * perWorker})
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(finished), maxFinished)
+	require.LessOrEqual(t, len(finished), maxFinished+maxFinished/4)
+	for _, d := range finished {
+		got, err := s.GetDelivery(ctx, d.ID)
+		require.NoError(t, err)
+		require.Len(t, got.Attempts, 1)
 	}
 }

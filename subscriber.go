@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/outhook/outhook/internal/ident"
@@ -36,11 +37,15 @@ func (c *Client) routeEvent(ctx context.Context, rec *eventRecord, job *queue.Jo
 	if err != nil {
 		return nil, fmt.Errorf("outhook: match subscriptions of event %q: %w", rec.ID, err)
 	}
+	if len(subs) == 0 {
+		return nil, nil
+	}
 	var (
 		doc     any
 		decoded bool
 		now     = time.Now()
-		ds      []*Delivery
+		ds      = make([]*Delivery, 0, len(subs))
+		next    = make([]*queue.Job, 0, len(subs))
 	)
 	for _, sub := range subs {
 		if sub.Disabled {
@@ -59,7 +64,7 @@ func (c *Client) routeEvent(ctx context.Context, rec *eventRecord, job *queue.Jo
 				continue
 			}
 		}
-		ds = append(ds, &Delivery{
+		r := &routed{Delivery: Delivery{
 			// Two events can share a hook, and so a message ID: the event ID
 			// keeps their deliveries to one subscription apart.
 			ID:             ident.Derive("dlv_", job.ID, rec.ID, sub.ID),
@@ -73,7 +78,11 @@ func (c *Client) routeEvent(ctx context.Context, rec *eventRecord, job *queue.Jo
 			CreatedAt:      now,
 			UpdatedAt:      now,
 			NextAttemptAt:  now,
-		})
+		}}
+		r.job = queue.Job{ID: r.ID, Group: deliveryGroup, Kind: kindDelivery, CreatedAt: now}
+		r.Attempts = r.first[:0:1]
+		ds = append(ds, &r.Delivery)
+		next = append(next, &r.job)
 	}
 	if len(ds) == 0 {
 		return nil, nil
@@ -81,13 +90,17 @@ func (c *Client) routeEvent(ctx context.Context, rec *eventRecord, job *queue.Jo
 	if err := c.store.CreateDeliveries(ctx, ds); err != nil {
 		return nil, fmt.Errorf("outhook: record deliveries of event %q: %w", rec.ID, err)
 	}
-	next := make([]queue.Job, len(ds))
-	ptrs := make([]*queue.Job, len(ds))
-	for i, d := range ds {
-		next[i] = queue.Job{ID: d.ID, Group: deliveryGroup, Kind: kindDelivery, CreatedAt: now}
-		ptrs[i] = &next[i]
-	}
-	return ptrs, nil
+	return next, nil
+}
+
+// routed is a new delivery, its job and room for its first attempt, in one
+// allocation: a pending delivery keeps all three (the store the delivery
+// and its attempts, the queue the job), and most deliveries make one
+// attempt.
+type routed struct {
+	Delivery
+	job   queue.Job
+	first [1]Attempt
 }
 
 // storeErrorPrefix marks the job errors of store failures, which the
@@ -107,7 +120,7 @@ func deliveryIDOf(job *queue.Job) string {
 // handleDelivery makes one attempt of one delivery: the handler of the
 // delivery worker group.
 func (c *Client) handleDelivery(ctx context.Context, job *queue.Job) queue.Result {
-	d, err := c.store.GetDelivery(ctx, deliveryIDOf(job))
+	d, err := c.readDelivery(ctx, deliveryIDOf(job))
 	if errors.Is(err, ErrNotFound) {
 		c.log.Warn("outhook: delivery job without a delivery record", "delivery", deliveryIDOf(job))
 		return queue.Result{}
@@ -122,14 +135,21 @@ func (c *Client) handleDelivery(ctx context.Context, job *queue.Job) queue.Resul
 	sub, err := c.store.GetSubscription(ctx, d.SubscriptionID)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		return c.abandon(ctx, job, d, "subscription was deleted")
+		return c.abandon(ctx, job, d.ID, "subscription was deleted")
 	case err != nil:
 		return c.storeFailure(ctx, job, err)
 	case sub.Disabled:
-		return c.abandon(ctx, job, d, "subscription is disabled")
+		return c.abandon(ctx, job, d.ID, "subscription is disabled")
 	}
 
-	attempt := Attempt{Number: len(d.Attempts) + 1, StartedAt: now, Trigger: d.NextAttemptTrigger, DelivererID: sub.DelivererID}
+	// The attempt and the request escape to the heap (the store and the
+	// deliverer are interfaces): one allocation holds both.
+	w := &struct {
+		attempt Attempt
+		req     DeliveryRequest
+	}{}
+	attempt := &w.attempt
+	*attempt = Attempt{Number: d.attempts + 1, StartedAt: now, Trigger: d.NextAttemptTrigger, DelivererID: sub.DelivererID}
 	if attempt.Trigger == "" {
 		attempt.Trigger = TriggerScheduled
 	}
@@ -139,7 +159,7 @@ func (c *Client) handleDelivery(ctx context.Context, job *queue.Job) queue.Resul
 		err = fmt.Errorf("outhook: no deliverer %q is registered in this process", sub.DelivererID)
 	} else {
 		ev, _ := c.registry.Event(d.EventID)
-		req := &DeliveryRequest{
+		w.req = DeliveryRequest{
 			DeliveryID:   d.ID,
 			MessageID:    d.MessageID,
 			EventID:      d.EventID,
@@ -149,7 +169,7 @@ func (c *Client) handleDelivery(ctx context.Context, job *queue.Job) queue.Resul
 			OccurredAt:   d.OccurredAt,
 			Attempt:      attempt.Number,
 		}
-		res, err = c.callDeliverer(ctx, dl, req)
+		res, err = c.callDeliverer(ctx, dl, &w.req)
 	}
 	end := time.Now()
 	if err != nil && ctx.Err() != nil {
@@ -157,6 +177,11 @@ func (c *Client) handleDelivery(ctx context.Context, job *queue.Job) queue.Resul
 		return queue.Result{Disposition: queue.Retry, Err: ctx.Err()}
 	}
 	attempt.record(res, err, end)
+	if err != nil {
+		// A destination that is down fails every delivery with the same
+		// text, which pending deliveries keep: keep it once.
+		attempt.Error = c.errorTexts.intern(attempt.Error)
+	}
 
 	u := DeliveryUpdate{UpdatedAt: end}
 	result := queue.Result{}
@@ -169,15 +194,18 @@ func (c *Client) handleDelivery(ctx context.Context, job *queue.Job) queue.Resul
 		if at, ok := c.deliveryRetry.retryAt(end, d.round(attempt), attempt.RetryAfter, DeliverySchedule); ok {
 			u.Status, u.NextAttemptAt = DeliveryPending, at
 			attempt.NextAttemptAt = at
-			// The queue's copy of the error shares the attempt's string
-			// rather than rendering it again: it is kept per pending job.
-			result = queue.Result{Disposition: queue.Retry, RunAt: at, Err: errors.New(attempt.Error)}
+			// No Err: the attempt's error is in the delivery's attempt
+			// log, and a copy in the job's Errors would be kept again per
+			// pending delivery. Job.Errors holds the failures of the
+			// handler itself (store failures, shutdowns); storeFailure
+			// counts them.
+			result = queue.Result{Disposition: queue.Retry, RunAt: at}
 		} else {
 			u.Status = DeliveryFailed
 		}
 	}
 	u.LastError = attempt.Error
-	if uerr := c.store.UpdateDelivery(ctx, d.ID, &attempt, u); uerr != nil {
+	if uerr := c.store.UpdateDelivery(ctx, d.ID, attempt, u); uerr != nil {
 		return c.storeFailure(ctx, job, uerr)
 	}
 	if _, gone := errors.AsType[*GoneError](err); gone {
@@ -189,6 +217,20 @@ func (c *Client) handleDelivery(ctx context.Context, job *queue.Job) queue.Resul
 			"status", u.Status, "error", err)
 	}
 	return result
+}
+
+// readDelivery reads the state of a delivery before an attempt. The
+// in-memory store answers without copying the delivery; other stores
+// through GetDelivery.
+func (c *Client) readDelivery(ctx context.Context, id string) (deliveryState, error) {
+	if ms, ok := c.store.(*MemoryStore); ok {
+		return ms.deliveryState(id)
+	}
+	d, err := c.store.GetDelivery(ctx, id)
+	if err != nil {
+		return deliveryState{}, err
+	}
+	return stateOf(d), nil
 }
 
 // callDeliverer makes one attempt within the delivery timeout, turning a
@@ -208,9 +250,9 @@ func (c *Client) callDeliverer(ctx context.Context, dl Deliverer, req *DeliveryR
 
 // abandon ends a delivery without an attempt, because its subscription can no
 // longer receive it. It can be redelivered later.
-func (c *Client) abandon(ctx context.Context, job *queue.Job, d *Delivery, why string) queue.Result {
+func (c *Client) abandon(ctx context.Context, job *queue.Job, id string, why string) queue.Result {
 	u := DeliveryUpdate{Status: DeliveryFailed, LastError: why, UpdatedAt: time.Now()}
-	if err := c.store.UpdateDelivery(ctx, d.ID, nil, u); err != nil {
+	if err := c.store.UpdateDelivery(ctx, id, nil, u); err != nil {
 		return c.storeFailure(ctx, job, err)
 	}
 	return queue.Result{}
@@ -229,8 +271,15 @@ func (c *Client) storeFailure(ctx context.Context, job *queue.Job, err error) qu
 	}
 	id := deliveryIDOf(job)
 	err = fmt.Errorf("%s%w", storeErrorPrefix, err)
+	// Store failures in a row: those of the runs just before this one. A
+	// run that made an attempt records no error, so it leaves a gap in the
+	// attempt numbers.
 	inARow := 1
-	for i := len(job.Errors) - 1; i >= 0 && strings.HasPrefix(job.Errors[i].Error, storeErrorPrefix); i-- {
+	for i := len(job.Errors) - 1; i >= 0; i-- {
+		e := job.Errors[i]
+		if e.Attempt != job.Attempt-inARow || !strings.HasPrefix(e.Error, storeErrorPrefix) {
+			break
+		}
 		inARow++
 	}
 	at, ok := c.handlerRetry.retryAt(time.Now(), inARow, 0, HandlerSchedule)
@@ -249,22 +298,15 @@ func (c *Client) storeFailure(ctx context.Context, job *queue.Job, err error) qu
 	return queue.Result{Disposition: queue.Retry, RunAt: at, Err: err}
 }
 
-// round returns the number of a attempt within the delivery's current round
+// round returns the number of attempt a within the delivery's current round
 // of retries: 1 for the first attempt after the delivery was created or
 // redelivered. The retry schedule is indexed by it, so that runs of the job
 // that made no attempt (a store failure, a shutdown) do not advance it.
-func (d *Delivery) round(a Attempt) int {
+func (d *deliveryState) round(a *Attempt) int {
 	if a.Trigger == TriggerManual {
 		return 1
 	}
-	n := 1
-	for i := len(d.Attempts) - 1; i >= 0; i-- {
-		n++
-		if d.Attempts[i].Trigger == TriggerManual {
-			break
-		}
-	}
-	return n
+	return d.sinceManual + 1
 }
 
 // record fills in the outcome of an attempt that ended at end.
@@ -287,4 +329,33 @@ func (c *Client) disableGone(ctx context.Context, subID string, err error) {
 		return
 	}
 	c.log.Warn("outhook: subscription disabled", "subscription", subID, "reason", reason)
+}
+
+// textCache shares equal strings: the texts of failed attempts, which a
+// destination that is down repeats for every delivery, and which each
+// pending delivery keeps in its attempt, its LastError and its queue job.
+// It holds the last text seen per slot, so it never grows; a text that
+// misses is returned as it is. The zero value is ready to use.
+type textCache struct {
+	slots [64]atomic.Pointer[string]
+}
+
+// intern returns a string equal to s, shared with earlier calls when one
+// is cached.
+func (c *textCache) intern(s string) string {
+	if s == "" {
+		return s
+	}
+	h := uint32(2166136261) // FNV-1a
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint32(s[i])) * 16777619
+	}
+	slot := &c.slots[h%uint32(len(c.slots))]
+	if p := slot.Load(); p != nil && *p == s {
+		return *p
+	}
+	p := new(string)
+	*p = s
+	slot.Store(p)
+	return s
 }
