@@ -2,28 +2,23 @@ package postgres_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/outhook/outhook"
+	"github.com/outhook/outhook/internal/benchkit"
 	"github.com/outhook/outhook/internal/servicetest"
 	"github.com/outhook/outhook/postgres"
-	"github.com/outhook/outhook/riverqueue"
 )
 
 // benchPool returns a pool in a new, migrated schema, with
@@ -73,7 +68,7 @@ func startMeasure(b *testing.B, pool *pgxpool.Pool, tr *statementTracer) *measur
 	m := &measure{b: b, pool: pool, tr: tr, app: pool.Config().ConnConfig.RuntimeParams["application_name"]}
 	tr.reset()
 	m.pgCPU, m.pgSeen = m.backendCPU()
-	m.goCPU = processCPU()
+	m.goCPU = benchkit.ProcessCPU()
 	b.ResetTimer()
 	return m
 }
@@ -81,7 +76,7 @@ func startMeasure(b *testing.B, pool *pgxpool.Pool, tr *statementTracer) *measur
 // stop stops the timer and reports deliveries/s and the CPU per delivery.
 func (m *measure) stop() {
 	m.b.StopTimer()
-	goCPU := processCPU() - m.goCPU
+	goCPU := benchkit.ProcessCPU() - m.goCPU
 	n := float64(m.b.N)
 	m.b.ReportMetric(n/m.b.Elapsed().Seconds(), "deliveries/s")
 	m.b.ReportMetric(float64(goCPU.Microseconds())/n, "go-µs/op")
@@ -121,14 +116,6 @@ func (m *measure) tableStats() {
 	}
 }
 
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // clockTicks is USER_HZ, the unit of /proc/*/stat times: 100 on Linux.
 const clockTicks = 100
 
@@ -161,80 +148,11 @@ func (m *measure) backendCPU() (map[int]time.Duration, bool) {
 	return out, true
 }
 
-// countingDeliverer delivers by counting.
-type countingDeliverer struct{ n atomic.Int64 }
-
-func (*countingDeliverer) ID() string { return "count" }
-func (*countingDeliverer) ConfigSchema() json.RawMessage {
-	return json.RawMessage(`{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object"}`)
-}
-func (*countingDeliverer) ValidateConfig(json.RawMessage) error { return nil }
-func (d *countingDeliverer) Deliver(context.Context, *outhook.DeliveryRequest) (outhook.DeliveryResult, error) {
-	d.n.Add(1)
-	return outhook.DeliveryResult{StatusCode: 204}, nil
-}
-
-// rawArgs is river-raw's job: a payload of the benchmark's size.
-type rawArgs struct {
-	ID       string `json:"id"`
-	Severity string `json:"severity"`
-}
-
-func (rawArgs) Kind() string { return "outhook_bench_raw" }
-
-type rawWorker struct {
-	river.WorkerDefaults[rawArgs]
-	done atomic.Int64
-	n    int64
-	all  chan struct{}
-}
-
-func (w *rawWorker) Work(context.Context, *river.Job[rawArgs]) error {
-	if w.done.Add(1) == w.n {
-		close(w.all)
-	}
-	return nil
-}
-
 // benchRiverRaw is River alone: see BenchmarkDeliveries.
 func benchRiverRaw(b *testing.B) {
 	pool, tr := benchPool(b)
-	w := &rawWorker{n: int64(b.N), all: make(chan struct{})}
-	workers := river.NewWorkers()
-	river.AddWorker(workers, w)
-	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{
-		Logger:        testLogger(),
-		Workers:       workers,
-		Queues:        map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: riverqueue.DefaultMaxWorkers}},
-		FetchCooldown: riverqueue.DefaultFetchCooldown,
-	})
-	require.NoError(b, err)
-	ctx := context.Background()
-	rctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	require.NoError(b, client.Start(rctx))
-	defer func() {
-		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		_ = client.Stop(sctx)
-	}()
-	pad := strings.Repeat("x", 270)
-	m := startMeasure(b, pool, tr)
-	params := make([]river.InsertManyParams, 0, 1000)
-	for i := range b.N {
-		params = append(params, river.InsertManyParams{Args: rawArgs{ID: fmt.Sprintf("inc-%08d", i), Severity: pad}})
-		if len(params) == cap(params) || i == b.N-1 {
-			_, err := client.InsertMany(ctx, params)
-			require.NoError(b, err)
-			params = params[:0]
-		}
-	}
-	select {
-	case <-w.all:
-	case <-time.After(10 * time.Minute):
-		b.Fatal("river-raw: timed out")
-	}
-	m.stop()
+	var m *measure
+	benchkit.RiverRaw(b, riverpgxv5.New(pool), testLogger(), func() { m = startMeasure(b, pool, tr) }, func() { m.stop() })
 }
 
 // statementTracer counts the statements run through a pool, by their

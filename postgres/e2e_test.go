@@ -4,15 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/outhook/outhook"
+	"github.com/outhook/outhook/internal/benchkit"
 	"github.com/outhook/outhook/outhooktest"
 	"github.com/outhook/outhook/postgres"
 )
@@ -127,43 +125,6 @@ func benchDeliveries(b *testing.B, storeKind string) {
 		b.Cleanup(func() { _ = s.Close() })
 		store = s
 	}
-
-	reg := outhook.NewEventRegistry()
-	created := outhook.MustNewHook[incident]("incident.created")
-	_, err = outhook.RegisterEvent(reg, outhook.EventDefinition[incident]{Hook: created, DisplayName: "Incident created"},
-		outhook.PluginMetadata{PluginID: "incident"})
-	require.NoError(b, err)
-	counter := &countingDeliverer{}
-	c := outhooktest.NewClient(b, &outhook.Config{Registry: reg, Deliverers: []outhook.Deliverer{counter}, Queue: q, Store: store})
-	ctx := context.Background()
-	_, err = c.CreateSubscription(ctx, outhook.Subscription{Events: []string{"incident.incident.created"}, DelivererID: counter.ID()})
-	require.NoError(b, err)
-	pad := strings.Repeat("x", 270)
-
-	const goroutines = 32
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	m := startMeasure(b, pool, tr)
-	for range goroutines {
-		wg.Go(func() {
-			for {
-				i := next.Add(1)
-				if i > int64(b.N) {
-					return
-				}
-				if err := outhook.EmitHook(ctx, c, created, incident{ID: fmt.Sprintf("inc-%08d", i), Severity: pad}); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	emitted := b.Elapsed()
-	wctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	defer cancel()
-	require.NoError(b, c.WaitIdle(wctx))
-	m.stop()
-	require.EqualValues(b, b.N, counter.n.Load())
-	b.ReportMetric(float64(b.N)/emitted.Seconds(), "emits/s")
+	var m *measure
+	benchkit.Deliveries(b, q, store, func() { m = startMeasure(b, pool, tr) }, func() { m.stop() })
 }
