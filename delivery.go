@@ -300,7 +300,18 @@ func (c *Client) Delivery(ctx context.Context, id string) (Delivery, error) {
 }
 
 // Deliveries returns the deliveries that match q, newest first. Failed
-// deliveries are those with Status DeliveryFailed.
+// deliveries are those with Status DeliveryFailed. To page through a long
+// listing, pass the Cursor of the last delivery returned as q.After:
+//
+//	q := outhook.DeliveryQuery{SubscriptionID: id, Since: since, Limit: 500}
+//	for {
+//		page, err := client.Deliveries(ctx, q)
+//		if err != nil || len(page) == 0 {
+//			break // (handle err)
+//		}
+//		// ... use page ...
+//		q.After = page[len(page)-1].Cursor()
+//	}
 func (c *Client) Deliveries(ctx context.Context, q DeliveryQuery) ([]Delivery, error) {
 	ds, err := c.store.ListDeliveries(ctx, q)
 	if err != nil {

@@ -3,11 +3,15 @@ package outhook
 import (
 	"cmp"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/maphash"
 	"slices"
+	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,7 +67,8 @@ type Store interface {
 	// returns it. A pending delivery is an error matching
 	// ErrDeliveryPending.
 	ReopenDelivery(ctx context.Context, id string, at time.Time) (*Delivery, error)
-	// ListDeliveries returns the deliveries that match q, newest first.
+	// ListDeliveries returns the deliveries that match q, newest first:
+	// by CreatedAt, then by ID, both descending (see DeliveryCursor).
 	ListDeliveries(ctx context.Context, q DeliveryQuery) ([]*Delivery, error)
 }
 
@@ -86,6 +91,15 @@ type DeliveryQuery struct {
 	EventID        string
 	MessageID      string
 	Status         DeliveryStatus
+	// Since and Until bound CreatedAt: Since <= CreatedAt < Until. A zero
+	// time leaves its side open. The SQL stores compare at the microsecond
+	// they keep.
+	Since, Until time.Time
+	// After continues a listing: only the deliveries listed after the one
+	// it was taken from are returned (older, or as old with a lower ID).
+	// Pass the Cursor of the last delivery of the previous page; the zero
+	// value starts from the newest.
+	After DeliveryCursor
 	// Limit caps the result; zero means 100.
 	Limit int
 }
@@ -94,7 +108,63 @@ func (q DeliveryQuery) match(d *Delivery) bool {
 	return (q.SubscriptionID == "" || q.SubscriptionID == d.SubscriptionID) &&
 		(q.EventID == "" || q.EventID == d.EventID) &&
 		(q.MessageID == "" || q.MessageID == d.MessageID) &&
-		(q.Status == "" || q.Status == d.Status)
+		(q.Status == "" || q.Status == d.Status) &&
+		(q.Since.IsZero() || !d.CreatedAt.Before(q.Since)) &&
+		(q.Until.IsZero() || d.CreatedAt.Before(q.Until)) &&
+		(q.After.IsZero() || d.Cursor().before(q.After))
+}
+
+// DeliveryCursor is a position in a listing of deliveries, which are
+// ordered newest first by CreatedAt and then by ID: a page's last
+// delivery's Cursor, as DeliveryQuery.After, asks for the next page. A
+// position stays valid whatever is created or deleted since (a keyset
+// cursor): pages neither repeat nor skip a delivery that existed
+// throughout.
+type DeliveryCursor struct {
+	CreatedAt time.Time
+	ID        string
+}
+
+// Cursor returns the position of d in a listing of deliveries.
+func (d *Delivery) Cursor() DeliveryCursor { return DeliveryCursor{CreatedAt: d.CreatedAt, ID: d.ID} }
+
+// IsZero reports whether c is the zero cursor, the start of a listing.
+func (c DeliveryCursor) IsZero() bool { return c.ID == "" && c.CreatedAt.IsZero() }
+
+// before reports whether c comes after o in a listing (it is older, or as
+// old with a lower ID).
+func (c DeliveryCursor) before(o DeliveryCursor) bool {
+	if !c.CreatedAt.Equal(o.CreatedAt) {
+		return c.CreatedAt.Before(o.CreatedAt)
+	}
+	return c.ID < o.ID
+}
+
+// String encodes c as an opaque token for an API to hand out: see
+// ParseDeliveryCursor.
+func (c DeliveryCursor) String() string {
+	if c.IsZero() {
+		return ""
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(c.CreatedAt.UnixNano(), 10) + "." + c.ID))
+}
+
+// ParseDeliveryCursor decodes a token made by DeliveryCursor.String; the
+// empty token is the zero cursor.
+func ParseDeliveryCursor(token string) (DeliveryCursor, error) {
+	if token == "" {
+		return DeliveryCursor{}, nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil {
+		return DeliveryCursor{}, fmt.Errorf("outhook: delivery cursor %q: not a cursor", token)
+	}
+	ns, id, ok := strings.Cut(string(raw), ".")
+	n, err := strconv.ParseInt(ns, 10, 64)
+	if !ok || err != nil || id == "" {
+		return DeliveryCursor{}, fmt.Errorf("outhook: delivery cursor %q: not a cursor", token)
+	}
+	return DeliveryCursor{CreatedAt: time.Unix(0, n).UTC(), ID: id}, nil
 }
 
 // MemoryStoreConfig configures NewMemoryStore.
@@ -339,11 +409,23 @@ func (s *MemoryStore) CreateDeliveries(ctx context.Context, ds []*Delivery) erro
 		}
 		sh.mu.Unlock()
 		if !dup {
-			s.order = append(s.order, d)
+			s.insertOrdered(d)
 		}
 	}
 	s.evictIfDue(true)
 	return nil
+}
+
+// insertOrdered adds d to the order, which it keeps sorted by (CreatedAt,
+// ID) for ListDeliveries. Deliveries come in about in that order, so the
+// place is found from the end, in a step or two. The caller holds omu.
+func (s *MemoryStore) insertOrdered(d *Delivery) {
+	c := d.Cursor()
+	i := len(s.order)
+	for i > 0 && c.before(s.order[i-1].Cursor()) {
+		i--
+	}
+	s.order = slices.Insert(s.order, i, d)
 }
 
 // GetDelivery implements Store.
@@ -465,9 +547,21 @@ func (s *MemoryStore) ListDeliveries(ctx context.Context, q DeliveryQuery) ([]*D
 	}
 	s.omu.RLock()
 	defer s.omu.RUnlock()
+	// The order is sorted by (CreatedAt, ID), which never change once
+	// stored: the listing starts below Until and After, and stops at Since.
+	end := len(s.order)
+	if !q.Until.IsZero() {
+		end = sort.Search(end, func(i int) bool { return !s.order[i].CreatedAt.Before(q.Until) })
+	}
+	if !q.After.IsZero() {
+		end = min(end, sort.Search(len(s.order), func(i int) bool { return !s.order[i].Cursor().before(q.After) }))
+	}
 	var out []*Delivery
-	for i := len(s.order) - 1; i >= 0 && len(out) < limit; i-- {
+	for i := end - 1; i >= 0 && len(out) < limit; i-- {
 		d := s.order[i]
+		if !q.Since.IsZero() && d.CreatedAt.Before(q.Since) {
+			break
+		}
 		sh := s.shard(d.ID)
 		sh.mu.Lock()
 		if q.match(d) {

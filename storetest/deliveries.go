@@ -27,6 +27,8 @@ var deliveryTests = []test{
 	{"ListNewestFirst", testListNewestFirst},
 	{"ListFilters", testListFilters},
 	{"ListLimit", testListLimit},
+	{"ListTimeRange", testListTimeRange},
+	{"ListPagesWithCursors", testListCursor},
 }
 
 // createDeliveries stores copies of ds in one call, keeping ds to compare
@@ -608,4 +610,86 @@ func testListLimit(t *testing.T, s outhook.Store) {
 	for _, c := range cases {
 		require.Equal(t, c.want, deliveryIDs(listDeliveries(t, s, c.q)), "ListDeliveries(%+v)", c.q)
 	}
+}
+
+// testListTimeRange: Since and Until bound CreatedAt, Since included and
+// Until not, alone, together and with the other filters.
+func testListTimeRange(t *testing.T, s outhook.Store) {
+	for i := range 6 {
+		sub := fmt.Sprint("s", i%2)
+		createDeliveries(t, s, newDelivery(fmt.Sprint("d", i), fmt.Sprint("m", i), "a.created", sub, at(i)))
+	}
+	// The bounds are times the store keeps as they are: at(i) is a whole
+	// microsecond after base, which the fixtures already round to what the
+	// store keeps by reading one back.
+	stored := func(i int) time.Time { return getDelivery(t, s, fmt.Sprint("d", i)).CreatedAt }
+	cases := []struct {
+		q    outhook.DeliveryQuery
+		want []string
+	}{
+		{outhook.DeliveryQuery{Since: stored(2)}, []string{"d5", "d4", "d3", "d2"}},
+		{outhook.DeliveryQuery{Until: stored(2)}, []string{"d1", "d0"}},
+		{outhook.DeliveryQuery{Since: stored(1), Until: stored(4)}, []string{"d3", "d2", "d1"}},
+		{outhook.DeliveryQuery{Since: stored(1), Until: stored(1)}, []string{}},
+		{outhook.DeliveryQuery{Since: stored(4), Until: stored(1)}, []string{}},
+		{outhook.DeliveryQuery{Since: stored(1), Until: stored(5), SubscriptionID: "s1"}, []string{"d3", "d1"}},
+		{outhook.DeliveryQuery{Since: at(100)}, []string{}},
+		{outhook.DeliveryQuery{Until: at(-100)}, []string{}},
+		{outhook.DeliveryQuery{Since: at(-100), Until: at(100), Limit: 2}, []string{"d5", "d4"}},
+	}
+	for _, c := range cases {
+		require.Equal(t, c.want, orEmpty(deliveryIDs(listDeliveries(t, s, c.q))), "ListDeliveries(%+v)", c.q)
+	}
+}
+
+// testListCursor: paging with After, each page's last delivery's Cursor
+// asking for the next, lists every delivery once in the order of a single
+// listing: newest first, and by ID, descending, among deliveries created
+// at one time; deliveries created meanwhile, newer than the first page,
+// neither repeat nor shift the pages. A cursor survives its String form.
+func testListCursor(t *testing.T, s outhook.Store) {
+	var ds []*outhook.Delivery
+	for i := range 11 {
+		created := at(i / 3) // three at a time: ties broken by ID
+		ds = append(ds, newDelivery(fmt.Sprintf("d%02d", i), "m1", "a.created", fmt.Sprint("s", i%2), created))
+	}
+	createDeliveries(t, s, ds...)
+	want := make([]string, 0, len(ds))
+	for i := len(ds) - 1; i >= 0; i-- {
+		want = append(want, ds[i].ID) // same time: the higher ID first
+	}
+	require.Equal(t, want, deliveryIDs(listDeliveries(t, s, outhook.DeliveryQuery{})), "one listing")
+
+	var news []string // created during earlier pagings, newest first
+	for k, limit := range []int{1, 3, 4, 11, 20} {
+		expect := append(slices.Clone(news), want...)
+		var got []string
+		var after outhook.DeliveryCursor
+		for pages := 0; ; pages++ {
+			require.Less(t, pages, 20, "paging does not end")
+			page := listDeliveries(t, s, outhook.DeliveryQuery{After: after, Limit: limit})
+			if len(page) == 0 {
+				break
+			}
+			got = append(got, deliveryIDs(page)...)
+			parsed, err := outhook.ParseDeliveryCursor(page[len(page)-1].Cursor().String())
+			require.NoError(t, err)
+			after = parsed
+			if pages == 0 {
+				// Created after the first page: newer than everything
+				// listed, so never in a later page.
+				id := fmt.Sprintf("new%d", k)
+				createDeliveries(t, s, newDelivery(id, "m2", "a.created", "s0", at(50+k)))
+				news = append([]string{id}, news...)
+			}
+		}
+		require.Equal(t, expect, got, "pages of %d", limit)
+	}
+
+	// With a filter, the cursor of a delivery the filter excludes still
+	// places the page.
+	page := listDeliveries(t, s, outhook.DeliveryQuery{SubscriptionID: "s1", After: ds[7].Cursor(), MessageID: "m1"})
+	require.Equal(t, []string{"d05", "d03", "d01"}, deliveryIDs(page))
+	_, err := outhook.ParseDeliveryCursor("not a cursor")
+	require.Error(t, err, "a token that is not a cursor")
 }

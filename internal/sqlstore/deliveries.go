@@ -393,7 +393,8 @@ func (s *Store) ReopenDelivery(ctx context.Context, id string, at time.Time) (*o
 }
 
 // ListDeliveries implements outhook.Store: the deliveries that match q,
-// newest first by (created_at, id), with their attempts.
+// newest first by (created_at, id), with their attempts. Times in q are
+// compared at the microsecond the store keeps.
 func (s *Store) ListDeliveries(ctx context.Context, q outhook.DeliveryQuery) ([]*outhook.Delivery, error) {
 	const op = "list deliveries"
 	limit := q.Limit
@@ -414,6 +415,20 @@ func (s *Store) ListDeliveries(ctx context.Context, q outhook.DeliveryQuery) ([]
 			where = append(where, f.col+" = ?")
 			args = append(args, f.v)
 		}
+	}
+	if !q.Since.IsZero() {
+		where = append(where, "created_at >= ?")
+		args = append(args, s.d.timeArg(q.Since))
+	}
+	if !q.Until.IsZero() {
+		where = append(where, "created_at < ?")
+		args = append(args, s.d.timeArg(q.Until))
+	}
+	if !q.After.IsZero() {
+		// The keyset condition, as a row comparison (Postgres; SQLite from
+		// 3.15), so that the (created_at, id) indexes serve it.
+		where = append(where, "(created_at, id) < (?, ?)")
+		args = append(args, s.d.timeArg(q.After.CreatedAt), q.After.ID)
 	}
 	stmt := "SELECT " + deliveryColumns + " FROM outhook_deliveries"
 	if len(where) > 0 {
