@@ -11,6 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/outhook/outhook/internal/ident"
 	"github.com/outhook/outhook/memqueue"
 	"github.com/outhook/outhook/queue"
@@ -52,8 +55,18 @@ type Config struct {
 	// HandlerTimeout bounds one run of an OnHook handler, and of an
 	// event's transform and routing. Zero means one minute.
 	HandlerTimeout time.Duration
-	// Logger receives the client's logs. Nil means slog.Default().
+	// Logger receives the client's logs. Nil means slog.Default(). Logs
+	// carry the IDs of the delivery, event, subscription and message they
+	// concern, never payloads, configurations or secrets.
 	Logger *slog.Logger
+	// MeterProvider receives the client's OpenTelemetry metrics (see
+	// Observability in the package documentation). Nil means none are
+	// recorded, at no cost.
+	MeterProvider metric.MeterProvider
+	// TracerProvider receives the client's OpenTelemetry spans: one per
+	// delivery attempt, whose context the Deliverer receives, and one per
+	// EmitHook with listeners. Nil means no spans, at no cost.
+	TracerProvider trace.TracerProvider
 }
 
 // Client routes emitted hooks to their listeners and integration events to
@@ -72,6 +85,11 @@ type Client struct {
 	log             *slog.Logger
 	validator       *payloadValidator
 	errorTexts      textCache // shares the texts of failed attempts
+	tel             telemetry // OpenTelemetry instruments; the zero value records nothing
+
+	// filters holds compiled CEL filters and the filter counters; its zero
+	// value is ready to use.
+	filters filterEngine
 
 	closed       atomic.Bool
 	broadcastSeq atomic.Uint64
@@ -147,6 +165,13 @@ func NewClient(cfg *Config) (*Client, error) {
 	if c.store == nil {
 		c.store = NewMemoryStore(nil)
 	}
+	tel, err := newTelemetry(cfg.MeterProvider, cfg.TracerProvider)
+	if err != nil {
+		// The providers return working instruments with their errors:
+		// telemetry must not stop the application.
+		c.log.Warn("outhook: creating OpenTelemetry instruments", "error", err)
+	}
+	c.tel = tel
 	for i, d := range cfg.Deliverers {
 		if d == nil {
 			return nil, fmt.Errorf("outhook: Config.Deliverers[%d] is nil", i)
@@ -177,6 +202,9 @@ func NewClient(cfg *Config) (*Client, error) {
 		return nil, fmt.Errorf("outhook: subscribe delivery worker: %w", err)
 	}
 	c.watchToken = c.registry.watch(c.addEvent)
+	if err := c.tel.observeQueue(cfg.MeterProvider, c.queue); err != nil {
+		c.log.Warn("outhook: registering the OpenTelemetry queue gauges", "error", err)
+	}
 	return c, nil
 }
 
@@ -203,6 +231,9 @@ func (c *Client) Start(ctx context.Context) error {
 func (c *Client) Stop(ctx context.Context) error {
 	if !c.closed.Swap(true) {
 		c.registry.unwatch(c.watchToken)
+		if err := c.tel.close(); err != nil {
+			c.log.Warn("outhook: unregistering the OpenTelemetry queue gauges", "error", err)
+		}
 	}
 	err := c.queue.Stop(ctx)
 	if errors.Is(err, queue.ErrClosed) {
@@ -233,7 +264,13 @@ func closedErr(err error) error {
 // addEvent subscribes the integration worker group of a newly registered
 // event. It is the registry's watcher and runs with the registry locked.
 func (c *Client) addEvent(rec *eventRecord) {
-	h := func(ctx context.Context, job *queue.Job) ([]*queue.Job, error) { return c.routeEvent(ctx, rec, job) }
+	h := func(ctx context.Context, job *queue.Job) ([]*queue.Job, error) {
+		next, err := c.routeEvent(ctx, rec, job)
+		if err == nil {
+			c.tel.eventRouted(ctx, rec.ID, len(next))
+		}
+		return next, err
+	}
 	err := c.listen(rec.HookID, rec.typ, "integration."+rec.ID, queue.GroupOptions{}, h)
 	if err != nil && !errors.Is(err, ErrClosed) {
 		// The registry has already checked the hook's type and the event's
@@ -288,6 +325,7 @@ func (c *Client) enqueueHook(ctx context.Context, r *hookRoute, raw []byte, enq 
 	}
 	now := time.Now()
 	msgID := ident.New("msg_", now)
+	c.tel.setMessageID(ctx, msgID)
 	var err error
 	if len(r.groups) == 1 {
 		// The common case, in one allocation: the job and the slice that

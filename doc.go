@@ -90,6 +90,90 @@
 // and drains ready work on Stop. Durable and multi-node backends implement
 // the same interface.
 //
+// # Observability
+//
+// The client speaks the OpenTelemetry API (go.opentelemetry.io/otel/metric
+// and trace); the application brings the SDK and hands its providers to
+// Config.MeterProvider and Config.TracerProvider. With nil providers, the
+// default, nothing is recorded and the hot path costs a nil check. Wiring
+// an SDK looks like this (the SDK's packages are the application's
+// dependencies, not outhook's):
+//
+//	import (
+//		sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+//		sdktrace "go.opentelemetry.io/otel/sdk/trace"
+//		"go.opentelemetry.io/otel/exporters/prometheus"
+//	)
+//
+//	exporter, err := prometheus.New()
+//	…
+//	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter))
+//	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(spanExporter))
+//	client, err := outhook.NewClient(&outhook.Config{
+//		MeterProvider:  mp,
+//		TracerProvider: tp,
+//		// …
+//	})
+//
+// Metrics, under the instrumentation scope "github.com/outhook/outhook".
+// Their attributes are bounded: hook, event and deliverer IDs, outcomes
+// and error classes, never delivery, message or subscription IDs.
+//
+//	outhook.hooks.emitted              counter    {event}     outhook.hook.id
+//	    EmitHook calls that queued jobs (hooks somebody listens to).
+//	outhook.events.emitted             counter    {event}     outhook.event.id
+//	    integration events routed to their subscriptions.
+//	outhook.deliveries.created         counter    {delivery}  outhook.event.id
+//	    deliveries made by routing.
+//	outhook.deliveries                 counter    {delivery}  outhook.event.id, outhook.deliverer.id,
+//	                                                          outhook.delivery.outcome
+//	    what each run of a delivery did: succeeded, failed (for good:
+//	    a permanent failure or the retries used up), retried (a retry is
+//	    scheduled) or abandoned (its subscription was deleted or disabled).
+//	outhook.delivery.attempts          counter    {attempt}   outhook.event.id, outhook.deliverer.id,
+//	                                                          outhook.attempt.outcome, error.type
+//	    attempts, by outcome: succeeded, retryable or permanent; error.type
+//	    is the attempt's error class (Attempt.ErrorClass) on failures.
+//	outhook.delivery.attempt.duration  histogram  s           as outhook.delivery.attempts
+//	    the deliverer's call.
+//	outhook.delivery.latency           histogram  s           outhook.event.id, outhook.deliverer.id,
+//	                                                          outhook.delivery.outcome (succeeded)
+//	    from the event's emission (Delivery.OccurredAt) to the end of the
+//	    successful attempt, retries included.
+//	outhook.queue.jobs                 observable up-down counter  {job}  outhook.queue.state
+//	    unfinished jobs in the work queue: ready, delayed or running.
+//	outhook.queue.oldest.age           observable gauge  s    outhook.queue.state (ready, delayed)
+//	    age of the oldest ready and oldest delayed job, since it was first
+//	    enqueued; 0 when there is none.
+//	outhook.queue.dead                 observable up-down counter  {job}  (none)
+//	    dead jobs the queue keeps (hook events whose handler or routing
+//	    failed on every attempt; see Client.FailedEvents).
+//
+// The three queue instruments report only for queues that implement
+// queue.StatsReporter, as memqueue does; the durable backends do not yet.
+//
+// Spans. Each delivery attempt, including Client.SendTest, runs in a span
+// "outhook.deliver <deliverer ID>" of kind client, and the Deliverer
+// receives its context, so an instrumented HTTP client propagates it to
+// the destination. It carries outhook.event.id, outhook.delivery.id,
+// outhook.message.id, outhook.subscription.id, outhook.deliverer.id and
+// outhook.attempt.number, then outhook.attempt.outcome,
+// outhook.response.status_code (when the destination gave one) and, on
+// failure, error.type and an error status with the error's text. EmitHook
+// runs in a span "outhook.emit <hook ID>" of kind producer with
+// outhook.hook.id and outhook.message.id. Delivery spans are not children
+// of the emit span: the queue does not carry trace context. Attributes are
+// set only on spans that record (are sampled).
+//
+// Logs go to Config.Logger with the same IDs under the keys "delivery",
+// "event", "subscription", "message", "deliverer", "attempt", "hook" and
+// "group", written through the slog ...Context methods so that a handler
+// can add trace context (the log of a panicking deliverer is inside the
+// attempt's span; the others follow it). Payloads, deliverer configurations and secrets are never
+// logged; deliverer errors are, and the built-in deliverers redact URLs and
+// secrets from theirs. A failed attempt logs at Warn, a successful one at
+// Debug.
+//
 // # Lifecycle
 //
 // NewClient builds a client from a Config whose zero value is valid. Start

@@ -134,6 +134,14 @@ func emit[T any](ctx context.Context, c *Client, route *hookRoute, payload T, en
 	// Validate and encode through one pointer: boxing the value twice
 	// would cost two copies and two allocations.
 	p := &payload
+	if c.tel.tracer != nil || c.tel.m != nil {
+		return c.emitObserved(ctx, route, p, enq)
+	}
+	return c.emitPayload(ctx, route, p, enq)
+}
+
+// emitPayload validates, encodes and queues the payload p points to.
+func (c *Client) emitPayload(ctx context.Context, route *hookRoute, p any, enq enqueueFunc) error {
 	if err := c.validator.validate(route.id, p); err != nil {
 		return err
 	}

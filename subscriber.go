@@ -1,15 +1,17 @@
 package outhook
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/outhook/outhook/internal/ident"
 	"github.com/outhook/outhook/queue"
@@ -41,26 +43,21 @@ func (c *Client) routeEvent(ctx context.Context, rec *eventRecord, job *queue.Jo
 		return nil, nil
 	}
 	var (
-		doc     any
-		decoded bool
-		now     = time.Now()
-		ds      = make([]*Delivery, 0, len(subs))
-		next    = make([]*queue.Job, 0, len(subs))
+		fin  = filterInput{raw: payload, messageID: job.ID} // decoded once, when a filter needs it
+		now  = time.Now()
+		ds   = make([]*Delivery, 0, len(subs))
+		next = make([]*queue.Job, 0, len(subs))
 	)
 	for _, sub := range subs {
 		if sub.Disabled {
 			continue
 		}
 		if sub.Filter != nil {
-			if !decoded {
-				dec := json.NewDecoder(bytes.NewReader(payload))
-				dec.UseNumber()
-				if err := dec.Decode(&doc); err != nil {
-					return nil, poison(fmt.Errorf("outhook: decode payload of event %q for filtering: %w", rec.ID, err))
-				}
-				decoded = true
+			pass, err := c.passFilter(ctx, rec, sub, &fin)
+			if err != nil {
+				return nil, err
 			}
-			if !sub.Filter.match(doc) {
+			if !pass {
 				continue
 			}
 		}
@@ -135,11 +132,11 @@ func (c *Client) handleDelivery(ctx context.Context, job *queue.Job) queue.Resul
 	sub, err := c.store.GetSubscription(ctx, d.SubscriptionID)
 	switch {
 	case errors.Is(err, ErrNotFound):
-		return c.abandon(ctx, job, d.ID, "subscription was deleted")
+		return c.abandon(ctx, job, &d, "", "subscription was deleted")
 	case err != nil:
 		return c.storeFailure(ctx, job, err)
 	case sub.Disabled:
-		return c.abandon(ctx, job, d.ID, "subscription is disabled")
+		return c.abandon(ctx, job, &d, sub.DelivererID, "subscription is disabled")
 	}
 
 	// The attempt and the request escape to the heap (the store and the
@@ -208,13 +205,19 @@ func (c *Client) handleDelivery(ctx context.Context, job *queue.Job) queue.Resul
 	if uerr := c.store.UpdateDelivery(ctx, d.ID, attempt, u); uerr != nil {
 		return c.storeFailure(ctx, job, uerr)
 	}
+	c.tel.attemptRecorded(ctx, d.EventID, d.OccurredAt, attempt, u.Status)
 	if _, gone := errors.AsType[*GoneError](err); gone {
 		c.disableGone(ctx, sub.ID, err)
 	}
 	if err != nil {
-		c.log.Warn("outhook: delivery attempt failed", "delivery", d.ID, "event", d.EventID,
-			"subscription", d.SubscriptionID, "attempt", attempt.Number, "outcome", attempt.Outcome,
-			"status", u.Status, "error", err)
+		c.log.WarnContext(ctx, "outhook: delivery attempt failed", "delivery", d.ID, "event", d.EventID,
+			"subscription", d.SubscriptionID, "message", d.MessageID, "deliverer", attempt.DelivererID,
+			"attempt", attempt.Number, "outcome", attempt.Outcome, "error_class", attempt.ErrorClass,
+			"status_code", attempt.StatusCode, "status", u.Status, "error", err)
+	} else if c.log.Enabled(ctx, slog.LevelDebug) {
+		c.log.DebugContext(ctx, "outhook: delivery attempt succeeded", "delivery", d.ID, "event", d.EventID,
+			"subscription", d.SubscriptionID, "message", d.MessageID, "deliverer", attempt.DelivererID,
+			"attempt", attempt.Number, "status_code", attempt.StatusCode, "duration", attempt.Duration)
 	}
 	return result
 }
@@ -236,12 +239,19 @@ func (c *Client) readDelivery(ctx context.Context, id string) (deliveryState, er
 // callDeliverer makes one attempt within the delivery timeout, turning a
 // panic into a retryable error.
 func (c *Client) callDeliverer(ctx context.Context, dl Deliverer, req *DeliveryRequest) (res DeliveryResult, err error) {
+	if span := trace.Span(nil); c.tel.tracer != nil {
+		// The span of the attempt, ended after the panic handler below;
+		// the deliverer's HTTP client can propagate its context.
+		ctx, span = c.tel.startAttempt(ctx, dl.ID(), req)
+		defer func() { endAttempt(span, res, err) }()
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.deliveryTimeout)
 	defer cancel()
 	defer func() {
 		if r := recover(); r != nil {
-			c.log.Error("outhook: deliverer panicked", "deliverer", dl.ID(), "delivery", req.DeliveryID,
-				"panic", r, "stack", string(debug.Stack()))
+			c.log.ErrorContext(ctx, "outhook: deliverer panicked", "delivery", req.DeliveryID, "event", req.EventID,
+				"subscription", req.Subscription.ID, "message", req.MessageID, "deliverer", dl.ID(),
+				"attempt", req.Attempt, "panic", r, "stack", string(debug.Stack()))
 			res, err = DeliveryResult{}, fmt.Errorf("outhook: deliverer %q panicked: %v", dl.ID(), r)
 		}
 	}()
@@ -249,12 +259,16 @@ func (c *Client) callDeliverer(ctx context.Context, dl Deliverer, req *DeliveryR
 }
 
 // abandon ends a delivery without an attempt, because its subscription can no
-// longer receive it. It can be redelivered later.
-func (c *Client) abandon(ctx context.Context, job *queue.Job, id string, why string) queue.Result {
+// longer receive it. It can be redelivered later. delivererID is the
+// subscription's deliverer, empty when the subscription is gone.
+func (c *Client) abandon(ctx context.Context, job *queue.Job, d *deliveryState, delivererID, why string) queue.Result {
 	u := DeliveryUpdate{Status: DeliveryFailed, LastError: why, UpdatedAt: time.Now()}
-	if err := c.store.UpdateDelivery(ctx, id, nil, u); err != nil {
+	if err := c.store.UpdateDelivery(ctx, d.ID, nil, u); err != nil {
 		return c.storeFailure(ctx, job, err)
 	}
+	c.tel.deliveryAbandoned(ctx, d.EventID, delivererID)
+	c.log.InfoContext(ctx, "outhook: delivery abandoned", "delivery", d.ID, "event", d.EventID,
+		"subscription", d.SubscriptionID, "message", d.MessageID, "reason", why)
 	return queue.Result{}
 }
 

@@ -41,21 +41,56 @@ type Subscription struct {
 	UpdatedAt time.Time `json:"updatedAt"`
 }
 
-// Filter selects events by the value of one payload field, after the event's
-// transform: an event passes when any of AnyOf appears in the field. For an
-// array field (such as "systemIds") that means any element equals any of
-// AnyOf; for a scalar field, the field equals one of them. Numbers and
-// booleans compare by their JSON text ("42", "true"). An event without the
-// field does not pass.
+// Filter selects the events a subscription receives by their payload, as
+// subscribers receive it (after the event's TransformPayload). It has two
+// forms, which may be used alone or together; together, an event must pass
+// both.
+//
+// Expr is an expression in CEL (https://cel.dev), the Common Expression
+// Language, over the variable payload; an event passes when it evaluates to
+// true:
+//
+//	payload.severity == "critical" && "sys-1" in payload.systemIds
+//
+// The expression is compiled and type-checked when the subscription is
+// saved, against the JSON Schema of each registered event the subscription
+// selects (see Client.CreateSubscription): a misspelt field or a comparison
+// of a string with a number is a *FilterError that names the line and
+// column. Objects of the schema have exactly the fields of their
+// "properties". A property that is missing in a payload, or null, is
+// absent, which has(payload.field) tests; but a null array or map (Go
+// encodes nil slices and maps so) reads as empty. The standard CEL definitions are
+// available (size, contains, startsWith, matches, exists, all, timestamp,
+// ...), without extensions.
+//
+// Field and AnyOf are the simple form: an event passes when any of AnyOf
+// appears in the field. For an array field (such as "systemIds") that means
+// any element equals any of AnyOf; for a scalar field, the field equals one
+// of them. Numbers and booleans compare by their JSON text ("42", "true").
+// An event without the field does not pass.
+//
+// An event that a filter turns away is not a failure: nothing is recorded,
+// and Client.FilterStats counts it. An expression that fails at run time
+// (it reads a key the payload lacks, or goes over FilterCostLimit) turns the
+// event away too, and is counted and logged as a filter error.
 type Filter struct {
+	// Expr is a CEL expression over payload that yields a bool, at most
+	// MaxFilterExprLen code points long.
+	Expr string `json:"expr,omitempty"`
 	// Field is the path of the field, with dots between the names of nested
-	// objects: "systemIds", "incident.severity".
-	Field string   `json:"field"`
-	AnyOf []string `json:"anyOf"`
+	// objects: "systemIds", "incident.severity". Required with AnyOf.
+	Field string   `json:"field,omitempty"`
+	AnyOf []string `json:"anyOf,omitempty"`
 }
 
 // validate checks the filter's own shape.
 func (f *Filter) validate() error {
+	if f.Expr == "" && f.Field == "" && len(f.AnyOf) == 0 {
+		return &SubscriptionError{Field: "filter", Reason: "needs an expr, or a field and anyOf"}
+	}
+	if f.Field == "" && len(f.AnyOf) == 0 {
+		return nil
+	}
 	if f.Field == "" {
 		return &SubscriptionError{Field: "filter.field", Reason: "is required"}
 	}
@@ -133,8 +168,11 @@ func (s *Subscription) clone() *Subscription {
 // CreateSubscription validates sub and stores it. An empty ID is replaced
 // by a new one; CreatedAt and UpdatedAt are set. Each event in Events must be
 // registered (patterns need only be well formed), DelivererID must name a
-// registered deliverer, and that deliverer must accept Config. Errors match
-// ErrInvalidSubscription and name the field at fault.
+// registered deliverer, and that deliverer must accept Config. A
+// Filter.Expr must compile and type-check against the payload schema of
+// each registered event that Events selects (without a schema, payload being
+// dyn, when they select none yet); its errors wrap a *FilterError. Errors
+// match ErrInvalidSubscription and name the field at fault.
 func (c *Client) CreateSubscription(ctx context.Context, sub Subscription) (Subscription, error) {
 	if c.closed.Load() {
 		return Subscription{}, ErrClosed
@@ -267,6 +305,11 @@ func (c *Client) validateSubscription(s *Subscription) error {
 	if s.Filter != nil {
 		if err := s.Filter.validate(); err != nil {
 			return err
+		}
+		if s.Filter.Expr != "" {
+			if err := c.checkFilter(s); err != nil {
+				return &SubscriptionError{Field: "filter.expr", Reason: "is not a valid filter", Err: err}
+			}
 		}
 	}
 	return nil

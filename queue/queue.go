@@ -169,3 +169,24 @@ type Idler interface {
 	// done.
 	WaitIdle(ctx context.Context) error
 }
+
+// Stats is a snapshot of what a queue holds, for metrics.
+type Stats struct {
+	// Ready, Delayed and Running count the unfinished jobs: ready to run,
+	// waiting for their RunAt, and held by a handler.
+	Ready, Delayed, Running int
+	// Dead counts the dead jobs the queue keeps (those Dead can list).
+	Dead int
+	// OldestReady and OldestDelayed are the CreatedAt of the oldest ready
+	// and the oldest delayed job; zero when there is none.
+	OldestReady, OldestDelayed time.Time
+}
+
+// StatsReporter is implemented by queues that can describe their contents
+// cheaply enough to be asked at every metric collection (every few seconds
+// to a minute), as the in-memory queue does. The client's queue gauges
+// report only for queues that implement it.
+type StatsReporter interface {
+	// Stats returns a snapshot of the queue's contents.
+	Stats(ctx context.Context) (Stats, error)
+}

@@ -42,7 +42,8 @@
 //     with their case: IDs that differ only in case are different IDs.
 //     IDs and event IDs are up to 255 bytes long.
 //   - Slices. Subscription.Events, Filter.AnyOf and Delivery.Attempts keep
-//     their order; a nil Filter stays nil and a set one stays set.
+//     their order; a nil Filter stays nil and a set one stays set, with its
+//     Expr (CEL source, with newlines, tabs and escapes) byte for byte.
 //   - Ordering. Subscriptions are listed and matched oldest first: by
 //     CreatedAt, then by ID (byte order) when CreatedAt is the same.
 //     Deliveries are listed newest first by CreatedAt; the suite creates

@@ -171,7 +171,7 @@ func testMatchCurrentValues(t *testing.T, s outhook.Store) {
 	upd := cloneSubscription(sub)
 	upd.DelivererID = "slack"
 	upd.Config = json.RawMessage(`{"url":"https://hooks.slack.com/services/T0/B0/x"}`)
-	upd.Filter = &outhook.Filter{Field: "severity", AnyOf: []string{"critical"}}
+	upd.Filter = &outhook.Filter{Field: "severity", AnyOf: []string{"critical"}, Expr: `payload.count > 2`}
 	upd.UpdatedAt = at(1)
 	require.NoError(t, s.UpdateSubscription(t.Context(), cloneSubscription(upd)))
 	got = match(t, s, ev)

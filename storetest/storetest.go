@@ -131,6 +131,7 @@ func requireSubscription(t *testing.T, want, got *outhook.Subscription, msg stri
 		require.Nil(t, got.Filter, f("Filter (nil stays nil)"))
 	} else {
 		require.NotNil(t, got.Filter, f("Filter (a set one stays set)"))
+		require.Equal(t, want.Filter.Expr, got.Filter.Expr, f("Filter.Expr (the CEL source, byte for byte)"))
 		require.Equal(t, want.Filter.Field, got.Filter.Field, f("Filter.Field"))
 		require.Equal(t, orEmpty(want.Filter.AnyOf), orEmpty(got.Filter.AnyOf), f("Filter.AnyOf, in order"))
 	}
@@ -259,11 +260,17 @@ func fullSubscription(id string, created time.Time) *outhook.Subscription {
 			"text": "é \u00fc 日本 <b>&amp; \"quoted\" \\ back" }`),
 		Disabled:       true,
 		DisabledReason: "destination gone: safehttp: POST https://hooks.example.com/in?sig=REDACTED: 410 Gone",
-		Filter:         &outhook.Filter{Field: "incident.systemIds", AnyOf: []string{"sys-2", "a,b", `"quoted"`, "42", "true", "日本"}},
+		Filter:         &outhook.Filter{Field: "incident.systemIds", AnyOf: []string{"sys-2", "a,b", `"quoted"`, "42", "true", "日本"}, Expr: celSource},
 		CreatedAt:      created.In(ist),
 		UpdatedAt:      created.Add(90*time.Minute + 123_456_789),
 	}
 }
+
+// celSource is a CEL filter that trips up stores: several lines, a tab,
+// quotes of both kinds, backslash escapes (which must stay escapes), HTML
+// characters JSON encoders escape, and text beyond ASCII.
+const celSource = "payload.severity == \"critical\" &&\n\t'sys-1' in payload.systemIds &&\n" +
+	"\tpayload.title.matches(\"^[A-Z]\\\\w+ <b>&amp;\") || payload.note == \"naïve 日本 ✓ \\u00e9\\n\" // comment"
 
 // minimalSubscription has only the fields the client requires.
 func minimalSubscription(id string, created time.Time, events ...string) *outhook.Subscription {

@@ -54,11 +54,14 @@ func testCreateAndGet(t *testing.T, s outhook.Store) {
 	emptyConfig := minimalSubscription("empty-config", at(3), "incident.incident.created")
 	emptyConfig.Config = json.RawMessage(`{}`)
 	emptyConfig.Filter = &outhook.Filter{Field: "severity", AnyOf: []string{"critical"}}
+	celOnly := minimalSubscription("cel-only", at(4), "incident.*")
+	celOnly.Filter = &outhook.Filter{Expr: `payload.severity == "critical" && "sys-1" in payload.systemIds`}
 	subs := []*outhook.Subscription{
 		fullSubscription("sub_full", at(0)),
 		minimalSubscription("sub_minimal", time.Now(), "maintenance.started"), // with a monotonic reading, in Local
 		minimalSubscription(long, at(2), long, "incident.**"),
 		emptyConfig,
+		celOnly,
 	}
 	for _, sub := range subs {
 		createSub(t, s, sub)
@@ -197,7 +200,7 @@ func testUpdate(t *testing.T, s outhook.Store) {
 	full2.Name = "renamed"
 	full2.Events = []string{"a.b", "c.*"}
 	full2.Config = json.RawMessage(`{"url":"https://elsewhere.example.com/"}`)
-	full2.Filter = &outhook.Filter{Field: "x", AnyOf: []string{"y"}}
+	full2.Filter = &outhook.Filter{Expr: `payload.x == "y"`}
 	full2.DisabledReason = "another reason"
 	full2.UpdatedAt = at(60).In(ist)
 	require.NoError(t, s.UpdateSubscription(t.Context(), cloneSubscription(full2)))

@@ -1,0 +1,452 @@
+package outhook
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/outhook/outhook/queue"
+)
+
+// instrumentationName is the OpenTelemetry instrumentation scope of the
+// client's meter and tracer.
+const instrumentationName = "github.com/outhook/outhook"
+
+// Attribute keys of the client's metrics and spans. Metrics carry only the
+// bounded ones (hook, event, deliverer, outcomes, error type, queue state);
+// IDs of single deliveries, messages and subscriptions go on spans and logs.
+const (
+	attrHookID          = attribute.Key("outhook.hook.id")
+	attrEventID         = attribute.Key("outhook.event.id")
+	attrDelivererID     = attribute.Key("outhook.deliverer.id")
+	attrDeliveryOutcome = attribute.Key("outhook.delivery.outcome")
+	attrAttemptOutcome  = attribute.Key("outhook.attempt.outcome")
+	attrErrorType       = attribute.Key("error.type")
+	attrQueueState      = attribute.Key("outhook.queue.state")
+
+	attrDeliveryID     = attribute.Key("outhook.delivery.id")
+	attrMessageID      = attribute.Key("outhook.message.id")
+	attrSubscriptionID = attribute.Key("outhook.subscription.id")
+	attrAttemptNumber  = attribute.Key("outhook.attempt.number")
+	attrStatusCode     = attribute.Key("outhook.response.status_code")
+)
+
+// Values of outhook.delivery.outcome: what became of a delivery after a run
+// of its job.
+const (
+	deliverySucceeded = "succeeded" // an attempt succeeded: the delivery is done
+	deliveryFailed    = "failed"    // a permanent failure, or the retries ran out
+	deliveryRetried   = "retried"   // an attempt failed and a retry is scheduled
+	deliveryAbandoned = "abandoned" // ended without an attempt: its subscription was deleted or disabled
+)
+
+// Histogram bucket boundaries, in seconds. An attempt is bounded by
+// Config.DeliveryTimeout (30 s by default); a delivery's latency runs from
+// emission to success, across retries that may last days.
+var (
+	attemptDurationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 30, 60}
+	latencyBuckets         = []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 1800, 3600, 7200, 18000, 36000, 86400, 172800, 345600}
+)
+
+// telemetry holds the client's OpenTelemetry instruments. Its zero value,
+// the state without providers, records nothing and costs a nil check on
+// each hook point.
+type telemetry struct {
+	tracer trace.Tracer // nil without Config.TracerProvider
+	m      *meters      // nil without Config.MeterProvider
+	names  *nameCache   // span names; set with tracer
+}
+
+// Span start options, made once.
+var (
+	producerSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer)}
+	clientSpan   = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
+)
+
+// meters are the client's metric instruments.
+type meters struct {
+	hooksEmitted      metric.Int64Counter
+	eventsEmitted     metric.Int64Counter
+	deliveriesCreated metric.Int64Counter
+	deliveries        metric.Int64Counter
+	attempts          metric.Int64Counter
+	attemptDuration   metric.Float64Histogram
+	latency           metric.Float64Histogram
+
+	queueJobs metric.Int64ObservableUpDownCounter
+	queueAge  metric.Float64ObservableGauge
+	queueDead metric.Int64ObservableUpDownCounter
+	reg       metric.Registration // of the queue callback; nil when there is none
+
+	attrs attrCache
+}
+
+// newTelemetry creates the instruments of the given providers; nil providers
+// record nothing. Errors creating instruments (which OpenTelemetry SDKs
+// report for invalid names or options, returning a working instrument all
+// the same) are returned joined, for the caller to log: they must not stop
+// the application.
+func newTelemetry(mp metric.MeterProvider, tp trace.TracerProvider) (telemetry, error) {
+	var t telemetry
+	if tp != nil {
+		t.tracer = tp.Tracer(instrumentationName)
+		t.names = &nameCache{}
+	}
+	if mp == nil {
+		return t, nil
+	}
+	meter := mp.Meter(instrumentationName)
+	m := &meters{}
+	var errs []error
+	counter := func(name, unit, desc string) metric.Int64Counter {
+		c, err := meter.Int64Counter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if c == nil {
+			c = metricnoop.Int64Counter{}
+		}
+		return c
+	}
+	histogram := func(name, desc string, buckets []float64) metric.Float64Histogram {
+		h, err := meter.Float64Histogram(name, metric.WithUnit("s"), metric.WithDescription(desc),
+			metric.WithExplicitBucketBoundaries(buckets...))
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if h == nil {
+			h = metricnoop.Float64Histogram{}
+		}
+		return h
+	}
+	upDown := func(name, unit, desc string) metric.Int64ObservableUpDownCounter {
+		c, err := meter.Int64ObservableUpDownCounter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if c == nil {
+			c = metricnoop.Int64ObservableUpDownCounter{}
+		}
+		return c
+	}
+	m.hooksEmitted = counter("outhook.hooks.emitted", "{event}",
+		"Hook events emitted and queued for at least one listener.")
+	m.eventsEmitted = counter("outhook.events.emitted", "{event}",
+		"Integration events routed to their subscriptions, once per emitted hook event and integration event.")
+	m.deliveriesCreated = counter("outhook.deliveries.created", "{delivery}",
+		"Deliveries created by routing integration events to matching subscriptions.")
+	m.deliveries = counter("outhook.deliveries", "{delivery}",
+		"Delivery outcomes after each run of a delivery: succeeded, failed (for good), retried or abandoned.")
+	m.attempts = counter("outhook.delivery.attempts", "{attempt}",
+		"Delivery attempts made, by attempt outcome.")
+	m.attemptDuration = histogram("outhook.delivery.attempt.duration",
+		"Duration of one delivery attempt: the deliverer's call.", attemptDurationBuckets)
+	m.latency = histogram("outhook.delivery.latency",
+		"Time from the emission of an event to the success of its delivery, retries included.", latencyBuckets)
+	m.queueJobs = upDown("outhook.queue.jobs", "{job}",
+		"Unfinished jobs in the work queue, by state (ready, delayed, running).")
+	m.queueDead = upDown("outhook.queue.dead", "{job}",
+		"Dead jobs the work queue keeps: events whose handler or routing failed on every attempt.")
+	age, err := meter.Float64ObservableGauge("outhook.queue.oldest.age", metric.WithUnit("s"),
+		metric.WithDescription("Age of the oldest ready or delayed job in the work queue, since it was first enqueued; 0 when there is none."))
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if age == nil {
+		age = metricnoop.Float64ObservableGauge{}
+	}
+	m.queueAge = age
+	t.m = m
+	return t, errors.Join(errs...)
+}
+
+// observeQueue registers the queue gauges when the queue can report its
+// contents. Call it last in NewClient: Client.Stop unregisters it.
+func (t *telemetry) observeQueue(mp metric.MeterProvider, q queue.Queue) error {
+	sr, ok := q.(queue.StatsReporter)
+	if t.m == nil || !ok {
+		return nil
+	}
+	ready := metric.WithAttributeSet(attribute.NewSet(attrQueueState.String("ready")))
+	delayed := metric.WithAttributeSet(attribute.NewSet(attrQueueState.String("delayed")))
+	running := metric.WithAttributeSet(attribute.NewSet(attrQueueState.String("running")))
+	m := t.m
+	reg, err := mp.Meter(instrumentationName).RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		s, err := sr.Stats(ctx)
+		if err != nil {
+			return err
+		}
+		now := time.Now()
+		age := func(t time.Time) float64 {
+			if t.IsZero() {
+				return 0
+			}
+			return max(0, now.Sub(t).Seconds())
+		}
+		o.ObserveInt64(m.queueJobs, int64(s.Ready), ready)
+		o.ObserveInt64(m.queueJobs, int64(s.Delayed), delayed)
+		o.ObserveInt64(m.queueJobs, int64(s.Running), running)
+		o.ObserveFloat64(m.queueAge, age(s.OldestReady), ready)
+		o.ObserveFloat64(m.queueAge, age(s.OldestDelayed), delayed)
+		o.ObserveInt64(m.queueDead, int64(s.Dead))
+		return nil
+	}, m.queueJobs, m.queueAge, m.queueDead)
+	if err != nil {
+		return err
+	}
+	m.reg = reg
+	return nil
+}
+
+// close unregisters the queue callback.
+func (t *telemetry) close() error {
+	if t.m == nil || t.m.reg == nil {
+		return nil
+	}
+	return t.m.reg.Unregister()
+}
+
+// emitObserved is emitPayload with a producer span and the emitted-hooks
+// counter.
+//
+// Spans get their attributes once started, and only when they record: a
+// span that is not sampled costs no attribute slices.
+func (c *Client) emitObserved(ctx context.Context, route *hookRoute, p any, enq enqueueFunc) error {
+	var span trace.Span
+	if c.tel.tracer != nil {
+		ctx, span = c.tel.tracer.Start(ctx, c.tel.names.get("outhook.emit ", route.id), producerSpan...)
+		if span.IsRecording() {
+			span.SetAttributes(attrHookID.String(route.id))
+		} else {
+			span = nil // nothing to end
+		}
+	}
+	err := c.emitPayload(ctx, route, p, enq)
+	if span != nil {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}
+	if err == nil && c.tel.m != nil {
+		c.tel.m.hooksEmitted.Add(ctx, 1, c.tel.m.attrs.get(attrKey{hook: route.id}).add...)
+	}
+	return err
+}
+
+// setMessageID adds the message ID of an emitted hook event to the emit
+// span in ctx.
+func (t *telemetry) setMessageID(ctx context.Context, msgID string) {
+	if t.tracer != nil {
+		if span := trace.SpanFromContext(ctx); span.IsRecording() {
+			span.SetAttributes(attrMessageID.String(msgID))
+		}
+	}
+}
+
+// eventRouted counts an integration event routed to n deliveries.
+func (t *telemetry) eventRouted(ctx context.Context, eventID string, n int) {
+	if t.m == nil {
+		return
+	}
+	opts := t.m.attrs.get(attrKey{event: eventID}).add
+	t.m.eventsEmitted.Add(ctx, 1, opts...)
+	if n > 0 {
+		t.m.deliveriesCreated.Add(ctx, int64(n), opts...)
+	}
+}
+
+// startAttempt starts the span of one delivery attempt, whose context the
+// deliverer receives. It returns a nil span when tracing is off.
+func (t *telemetry) startAttempt(ctx context.Context, delivererID string, req *DeliveryRequest) (context.Context, trace.Span) {
+	if t.tracer == nil {
+		return ctx, nil
+	}
+	ctx, span := t.tracer.Start(ctx, t.names.get("outhook.deliver ", delivererID), clientSpan...)
+	if span.IsRecording() {
+		span.SetAttributes(
+			attrEventID.String(req.EventID),
+			attrDeliveryID.String(req.DeliveryID),
+			attrMessageID.String(req.MessageID),
+			attrSubscriptionID.String(req.Subscription.ID),
+			attrDelivererID.String(delivererID),
+			attrAttemptNumber.Int(req.Attempt),
+		)
+	}
+	return ctx, span
+}
+
+// endAttempt ends the span of an attempt with its outcome.
+func endAttempt(span trace.Span, res DeliveryResult, err error) {
+	if !span.IsRecording() {
+		span.End()
+		return
+	}
+	outcome, _ := classify(err)
+	span.SetAttributes(attrAttemptOutcome.String(string(outcome)))
+	if res.StatusCode != 0 {
+		span.SetAttributes(attrStatusCode.Int(res.StatusCode))
+	}
+	if err != nil {
+		span.SetAttributes(attrErrorType.String(errorClass(err)))
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
+
+// attemptRecorded counts an attempt recorded for a delivery of eventID
+// that occurred at occurredAt, and what became of the delivery: status is
+// its state after the attempt.
+func (t *telemetry) attemptRecorded(ctx context.Context, eventID string, occurredAt time.Time, a *Attempt, status DeliveryStatus) {
+	if t.m == nil {
+		return
+	}
+	m := t.m
+	k := attrKey{event: eventID, deliverer: a.DelivererID, attemptOutcome: string(a.Outcome), errorType: a.ErrorClass}
+	opts := m.attrs.get(k)
+	m.attempts.Add(ctx, 1, opts.add...)
+	m.attemptDuration.Record(ctx, a.Duration.Seconds(), opts.record...)
+
+	k = attrKey{event: eventID, deliverer: a.DelivererID}
+	switch status {
+	case DeliverySucceeded:
+		k.deliveryOutcome = deliverySucceeded
+		if !occurredAt.IsZero() {
+			m.latency.Record(ctx, max(0, a.StartedAt.Add(a.Duration).Sub(occurredAt).Seconds()), m.attrs.get(k).record...)
+		}
+	case DeliveryFailed:
+		k.deliveryOutcome = deliveryFailed
+	default:
+		k.deliveryOutcome = deliveryRetried
+	}
+	m.deliveries.Add(ctx, 1, m.attrs.get(k).add...)
+}
+
+// deliveryAbandoned counts a delivery ended without an attempt.
+func (t *telemetry) deliveryAbandoned(ctx context.Context, eventID, delivererID string) {
+	if t.m == nil {
+		return
+	}
+	k := attrKey{event: eventID, deliverer: delivererID, deliveryOutcome: deliveryAbandoned}
+	t.m.deliveries.Add(ctx, 1, t.m.attrs.get(k).add...)
+}
+
+// attrKey names an attribute set; empty fields are left out of the set.
+type attrKey struct {
+	hook, event, deliverer          string
+	deliveryOutcome, attemptOutcome string
+	errorType                       string
+}
+
+// attrOpts are the measurement options of one attribute set, ready to pass
+// to Add and Record without allocating.
+type attrOpts struct {
+	add    []metric.AddOption
+	record []metric.RecordOption
+}
+
+// maxAttrSets bounds the attribute sets an attrCache keeps. Sets are bounded
+// by the events, deliverers, outcomes and error types there are; past the
+// bound (event IDs from other processes, say) sets are built per call.
+const maxAttrSets = 4096
+
+// attrCache keeps the measurement options of the attribute sets in use, so
+// that recording a measurement allocates nothing. Reads take no lock: the
+// map is replaced, never modified.
+type attrCache struct {
+	mu   sync.Mutex // serializes additions
+	sets atomic.Pointer[map[attrKey]*attrOpts]
+}
+
+// get returns the options of the attribute set k names.
+func (c *attrCache) get(k attrKey) *attrOpts {
+	if m := c.sets.Load(); m != nil {
+		if o, ok := (*m)[k]; ok {
+			return o
+		}
+	}
+	o := newAttrOpts(k)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old := c.sets.Load()
+	var next map[attrKey]*attrOpts
+	if old != nil {
+		if prev, ok := (*old)[k]; ok {
+			return prev
+		}
+		if len(*old) >= maxAttrSets {
+			return o
+		}
+		next = maps.Clone(*old)
+	} else {
+		next = map[attrKey]*attrOpts{}
+	}
+	next[k] = o
+	c.sets.Store(&next)
+	return o
+}
+
+func newAttrOpts(k attrKey) *attrOpts {
+	kvs := make([]attribute.KeyValue, 0, 6)
+	for _, kv := range []struct {
+		key attribute.Key
+		v   string
+	}{
+		{attrHookID, k.hook},
+		{attrEventID, k.event},
+		{attrDelivererID, k.deliverer},
+		{attrDeliveryOutcome, k.deliveryOutcome},
+		{attrAttemptOutcome, k.attemptOutcome},
+		{attrErrorType, k.errorType},
+	} {
+		if kv.v != "" {
+			kvs = append(kvs, kv.key.String(kv.v))
+		}
+	}
+	opt := metric.WithAttributeSet(attribute.NewSet(kvs...))
+	return &attrOpts{add: []metric.AddOption{opt}, record: []metric.RecordOption{opt}}
+}
+
+// nameCache keeps span names, a prefix and an ID (of a hook or a
+// deliverer), so that starting a span does not build its name. Reads take
+// no lock: the map is replaced, never modified.
+type nameCache struct {
+	mu    sync.Mutex // serializes additions
+	names atomic.Pointer[map[[2]string]string]
+}
+
+// maxSpanNames bounds a nameCache; hooks and deliverers are defined in
+// code, so it is not reached in practice.
+const maxSpanNames = 1024
+
+// get returns prefix + id.
+func (c *nameCache) get(prefix, id string) string {
+	k := [2]string{prefix, id}
+	if m := c.names.Load(); m != nil {
+		if name, ok := (*m)[k]; ok {
+			return name
+		}
+	}
+	name := prefix + id
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	next := map[[2]string]string{}
+	if old := c.names.Load(); old != nil {
+		if len(*old) >= maxSpanNames {
+			return name
+		}
+		next = maps.Clone(*old)
+	}
+	next[k] = name
+	c.names.Store(&next)
+	return name
+}
