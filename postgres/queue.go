@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/outhook/outhook/riverqueue"
 )
@@ -41,6 +42,9 @@ func NewQueue(pool *pgxpool.Pool, cfg *QueueConfig) (*Queue, error) {
 		FinishDeletes: true,
 		Live: func(ctx context.Context, schema string, names []string) (bool, error) {
 			return live(ctx, pool, schema, names)
+		},
+		Stats: func(ctx context.Context, schema string) ([]riverqueue.StateCount, error) {
+			return stats(ctx, pool, schema)
 		},
 		Name:    "outhook: postgres",
 		Migrate: "postgres.Migrate (or postgres.MigrateQueue)",
@@ -91,4 +95,26 @@ func live(ctx context.Context, pool *pgxpool.Pool, schema string, names []string
 		EXISTS (SELECT 1 FROM `+table+` WHERE state = 'scheduled' AND queue = ANY($1)) OR
 		EXISTS (SELECT 1 FROM `+table+` WHERE state = 'pending' AND queue = ANY($1))`, names).Scan(&busy)
 	return busy, err
+}
+
+// stats is Queue.Stats' query (see riverqueue.Backend): outhook's jobs
+// counted by state, with the oldest creation time of each. Completed jobs,
+// which the queue deletes (or River prunes), are not counted.
+func stats(ctx context.Context, pool *pgxpool.Pool, schema string) ([]riverqueue.StateCount, error) {
+	table := "river_job"
+	if schema != "" {
+		table = pgx.Identifier{schema, "river_job"}.Sanitize()
+	}
+	rows, err := pool.Query(ctx, `SELECT state::text, count(*), min(created_at) FROM `+table+`
+		WHERE kind = 'outhook' AND state <> 'completed' GROUP BY state`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (riverqueue.StateCount, error) {
+		var c riverqueue.StateCount
+		var state string
+		err := row.Scan(&state, &c.N, &c.Oldest)
+		c.State = rivertype.JobState(state)
+		return c, err
+	})
 }

@@ -81,6 +81,11 @@ type Backend[TTx any] struct {
 	// little whatever the number of finished jobs in the table. When nil,
 	// WaitIdle lists jobs with River's JobList.
 	Live func(ctx context.Context, schema string, names []string) (bool, error)
+	// Stats, when set, counts outhook's jobs (kind "outhook", in schema
+	// when it is not empty) by River state, with the creation time of the
+	// oldest in each: Queue.Stats. When nil, Queue.Stats is an error
+	// matching errors.ErrUnsupported.
+	Stats func(ctx context.Context, schema string) ([]StateCount, error)
 	// Name prefixes errors, such as "postgres".
 	Name string
 	// Migrate names the function that creates River's tables, such as
@@ -862,6 +867,54 @@ func (q *Queue[TTx]) WaitIdle(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// StateCount is how many of outhook's jobs a River state holds, and when
+// the oldest of them was created: a row of Backend.Stats.
+type StateCount struct {
+	State  rivertype.JobState
+	N      int
+	Oldest time.Time
+}
+
+// Stats implements queue.StatsReporter, with one query that counts the
+// jobs of every worker group by state (Backend.Stats): available and
+// pending jobs are ready, scheduled and retryable ones delayed, cancelled
+// and discarded ones dead (kept for Config.DeadRetention). The oldest
+// times are those of River's rows (when each job was enqueued), not
+// queue.Job.CreatedAt, which River keeps in the args. The counts
+// cover the whole schema, every node's jobs included; the query reads
+// River's state index, so it costs in proportion to the jobs it counts:
+// ask it at metric intervals, not per job.
+func (q *Queue[TTx]) Stats(ctx context.Context) (queue.Stats, error) {
+	if q.be.Stats == nil {
+		return queue.Stats{}, fmt.Errorf("%s: stats: %w", q.be.Name, errors.ErrUnsupported)
+	}
+	rows, err := q.be.Stats(ctx, q.cfg.Schema)
+	if err != nil {
+		return queue.Stats{}, fmt.Errorf("%s: stats: %w", q.be.Name, err)
+	}
+	var st queue.Stats
+	oldest := func(t *time.Time, o time.Time) {
+		if !o.IsZero() && (t.IsZero() || o.Before(*t)) {
+			*t = o
+		}
+	}
+	for _, r := range rows {
+		switch r.State {
+		case rivertype.JobStateAvailable, rivertype.JobStatePending:
+			st.Ready += r.N
+			oldest(&st.OldestReady, r.Oldest)
+		case rivertype.JobStateScheduled, rivertype.JobStateRetryable:
+			st.Delayed += r.N
+			oldest(&st.OldestDelayed, r.Oldest)
+		case rivertype.JobStateRunning:
+			st.Running += r.N
+		case rivertype.JobStateCancelled, rivertype.JobStateDiscarded:
+			st.Dead += r.N
+		}
+	}
+	return st, nil
 }
 
 // anyLive reports whether a River queue of names holds a live job, with

@@ -4,9 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"strings"
+	"time"
 
 	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/outhook/outhook/riverqueue"
 )
@@ -35,8 +38,11 @@ func NewQueue(db *sql.DB, cfg *QueueConfig) (*Queue, error) {
 		Commit:   func(_ context.Context, tx *sql.Tx) error { return tx.Commit() },
 		Rollback: func(_ context.Context, tx *sql.Tx) error { return tx.Rollback() },
 		Finish:   completeRunning,
-		Name:     "outhook: sqlite",
-		Migrate:  "sqlite.Migrate (or sqlite.MigrateQueue)",
+		Stats: func(ctx context.Context, schema string) ([]riverqueue.StateCount, error) {
+			return stats(ctx, db, schema)
+		},
+		Name:    "outhook: sqlite",
+		Migrate: "sqlite.Migrate (or sqlite.MigrateQueue)",
 	}, cfg)
 }
 
@@ -84,4 +90,45 @@ func completeRunning(ctx context.Context, tx *sql.Tx, schema string, ids []int64
 		}
 	}
 	return done, nil
+}
+
+// riverTimeFormat is how River's SQLite driver writes times: UTC, to the
+// millisecond.
+const riverTimeFormat = "2006-01-02 15:04:05.000"
+
+// stats is Queue.Stats' query (see riverqueue.Backend): outhook's jobs
+// counted by state, with the oldest creation time of each. Completed jobs
+// are not counted.
+func stats(ctx context.Context, db *sql.DB, schema string) ([]riverqueue.StateCount, error) {
+	table := "river_job"
+	if schema != "" {
+		table = `"` + strings.ReplaceAll(schema, `"`, `""`) + `".river_job`
+	}
+	rows, err := db.QueryContext(ctx, `SELECT state, count(*), min(created_at) FROM `+table+`
+		WHERE kind = 'outhook' AND state <> 'completed' GROUP BY state`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []riverqueue.StateCount
+	for rows.Next() {
+		var (
+			c      riverqueue.StateCount
+			state  string
+			oldest sql.NullString
+		)
+		if err := rows.Scan(&state, &c.N, &oldest); err != nil {
+			return nil, err
+		}
+		c.State = rivertype.JobState(state)
+		if oldest.Valid {
+			t, err := time.Parse(riverTimeFormat, oldest.String)
+			if err != nil {
+				return nil, fmt.Errorf("oldest %s job: %w", state, err)
+			}
+			c.Oldest = t
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
 }

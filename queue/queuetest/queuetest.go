@@ -97,6 +97,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("WaitIdle", s.testWaitIdle)
 	t.Run("UnknownGroup", s.testUnknownGroup)
 	t.Run("Subscribe", s.testSubscribe)
+	t.Run("Stats", s.testStats)
 }
 
 func newSuite(t *testing.T, h Harness) *suite {
