@@ -4,7 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/outhook/outhook/internal/ident"
+	"github.com/outhook/outhook/queue"
 )
 
 // DefaultRecoverLimit is the default of RecoverRequest.Limit.
@@ -108,5 +114,94 @@ func (c *Client) Recover(ctx context.Context, r RecoverRequest) (RecoverResult, 
 	}
 	// Stopped at the limit: more may remain.
 	res.Next = q.After
+	return res, nil
+}
+
+// ReplayResult is what Replay did.
+type ReplayResult struct {
+	// EventID is the event replayed.
+	EventID string
+	// Deliveries are the new deliveries' IDs: one per subscription that
+	// selects the event now and whose filter passes it. Empty when none
+	// does.
+	Deliveries []string
+}
+
+// Replay sends an emitted event again, to the subscriptions that select it
+// now, as new deliveries: new delivery IDs (a receiver sees a new
+// webhook-id), the same message ID and occurrence time, the first attempt
+// recorded with TriggerManual. The subscriptions are matched and filtered
+// as routing does, against the payload the event's deliveries carry (after
+// its transform); a subscription created since receives it too, one
+// disabled since does not. Every call makes new deliveries: it is not
+// idempotent.
+//
+// outhook keeps an event's payload only with its deliveries, so an event
+// that no subscription received cannot be replayed: that, and an unknown
+// message, is an error matching ErrNotFound. A hook's message carries one
+// event per plugin that registered it: eventID names which, and may be
+// empty when the message carries one. The event must be registered in
+// this process. When the new deliveries cannot be queued, they are
+// recorded as failed, with the reason, and the error is returned.
+func (c *Client) Replay(ctx context.Context, messageID, eventID string) (ReplayResult, error) {
+	if c.closed.Load() {
+		return ReplayResult{}, ErrClosed
+	}
+	if messageID == "" {
+		return ReplayResult{}, errors.New("outhook: replay: no message ID")
+	}
+	ds, err := c.store.ListDeliveries(ctx, DeliveryQuery{MessageID: messageID, EventID: eventID, Limit: 1000})
+	if err != nil {
+		return ReplayResult{}, err
+	}
+	if len(ds) == 0 {
+		what := fmt.Sprintf("message %q", messageID)
+		if eventID != "" {
+			what += fmt.Sprintf(" of event %q", eventID)
+		}
+		return ReplayResult{}, fmt.Errorf("%w: replay: no delivery of %s is recorded (outhook keeps an event's payload with its deliveries)", ErrNotFound, what)
+	}
+	if eventID == "" {
+		events := map[string]bool{}
+		for _, d := range ds {
+			events[d.EventID] = true
+		}
+		if len(events) > 1 {
+			return ReplayResult{}, fmt.Errorf("outhook: replay: message %q carries %d events (%s): name one", messageID, len(events), strings.Join(slices.Sorted(maps.Keys(events)), ", "))
+		}
+		eventID = ds[0].EventID
+	}
+	rec := c.registry.lookup(eventID)
+	if rec == nil {
+		return ReplayResult{}, fmt.Errorf("%w: replay: event %q is not registered in this process", ErrNotFound, eventID)
+	}
+	src := ds[0]
+	now := time.Now()
+	// The replay's own key: its deliveries' IDs differ from the event's
+	// first deliveries', and from every other replay's.
+	key := ident.New("rpl_", now) + "." + messageID
+	jobs, err := c.route(ctx, rec, src.Payload, key, messageID, src.OccurredAt, TriggerManual)
+	if err != nil {
+		return ReplayResult{}, err
+	}
+	res := ReplayResult{EventID: eventID, Deliveries: make([]string, len(jobs))}
+	for i, j := range jobs {
+		res.Deliveries[i] = j.ID
+	}
+	if len(jobs) == 0 {
+		return res, nil
+	}
+	if err := c.queue.Enqueue(ctx, jobs...); err != nil {
+		// Leave no delivery pending without a job.
+		u := DeliveryUpdate{Status: DeliveryFailed, LastError: "outhook: replay could not be queued: " + err.Error(), UpdatedAt: time.Now()}
+		var errs []error
+		for _, id := range res.Deliveries {
+			errs = append(errs, c.store.UpdateDelivery(context.WithoutCancel(ctx), id, nil, u))
+		}
+		if errors.Is(err, queue.ErrClosed) {
+			err = ErrClosed
+		}
+		return ReplayResult{}, errors.Join(append([]error{fmt.Errorf("outhook: replay: %w", err)}, errs...)...)
+	}
 	return res, nil
 }

@@ -126,3 +126,85 @@ func TestRecoverBadRequests(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, ds, 1, "bad requests change nothing")
 }
+
+func TestReplaySendsAnEventAgainToTodaysSubscriptions(t *testing.T) {
+	c, fake := setup(t, nil)
+	a := subscribe(t, c, outhook.Subscription{Events: []string{createdEvent}})
+	b := subscribe(t, c, outhook.Subscription{Events: []string{"incident.**"}})
+	emit(t, c, incidentCreated, sampleIncident("inc-1", "sys-1", "sys-2"))
+	outhooktest.WaitIdle(t, c)
+	first, err := c.Deliveries(t.Context(), outhook.DeliveryQuery{})
+	require.NoError(t, err)
+	require.Len(t, first, 2)
+	msg := first[0].MessageID
+
+	// Since then: a subscription more, one disabled, one filtering the
+	// event out.
+	cSub := subscribe(t, c, outhook.Subscription{Events: []string{createdEvent}})
+	subscribe(t, c, outhook.Subscription{Events: []string{createdEvent}, Filter: &outhook.Filter{Expr: `payload.severity == "minor"`}})
+	_, err = c.SetSubscriptionEnabled(t.Context(), b.ID, false)
+	require.NoError(t, err)
+
+	res, err := c.Replay(t.Context(), msg, "")
+	require.NoError(t, err)
+	require.Equal(t, createdEvent, res.EventID)
+	require.Len(t, res.Deliveries, 2, "to a and c: b is disabled, the last filters it out")
+	outhooktest.WaitIdle(t, c)
+	got := map[string]string{} // subscription → delivery
+	for _, id := range res.Deliveries {
+		d, err := c.Delivery(t.Context(), id)
+		require.NoError(t, err)
+		require.Equal(t, outhook.DeliverySucceeded, d.Status)
+		require.Equal(t, msg, d.MessageID, "the same message")
+		require.Equal(t, first[0].OccurredAt, d.OccurredAt)
+		require.JSONEq(t, string(first[0].Payload), string(d.Payload))
+		require.Equal(t, outhook.TriggerManual, d.Attempts[0].Trigger)
+		for _, f := range first {
+			require.NotEqual(t, f.ID, d.ID, "a new delivery ID")
+		}
+		got[d.SubscriptionID] = d.ID
+	}
+	require.Contains(t, got, a.ID)
+	require.Contains(t, got, cSub.ID)
+	require.Len(t, fake.Calls(), 4, "two first deliveries, two replayed")
+
+	again, err := c.Replay(t.Context(), msg, createdEvent)
+	require.NoError(t, err)
+	require.Len(t, again.Deliveries, 2)
+	for _, id := range again.Deliveries {
+		require.NotContains(t, res.Deliveries, id, "every replay makes new deliveries")
+	}
+	outhooktest.WaitIdle(t, c)
+}
+
+func TestReplayErrors(t *testing.T) {
+	reg := newIncidentRegistry(t)
+	// A second plugin turns the same hook into an event of its own: one
+	// message, two events.
+	_, err := outhook.RegisterEvent(reg, outhook.EventDefinition[IncidentCreated]{Hook: incidentCreated, DisplayName: "Paging"},
+		outhook.PluginMetadata{PluginID: "pager"})
+	require.NoError(t, err)
+	c, _ := setup(t, &outhook.Config{Registry: reg})
+
+	_, err = c.Replay(t.Context(), "msg_unknown", "")
+	require.ErrorIs(t, err, outhook.ErrNotFound)
+	_, err = c.Replay(t.Context(), "", "")
+	require.ErrorContains(t, err, "no message ID")
+
+	emit(t, c, incidentCreated, sampleIncident("nobody-listens"))
+	outhooktest.WaitIdle(t, c)
+	subscribe(t, c, outhook.Subscription{Events: []string{createdEvent, "pager.incident.created"}})
+	emit(t, c, incidentCreated, sampleIncident("inc-2"))
+	outhooktest.WaitIdle(t, c)
+	ds, err := c.Deliveries(t.Context(), outhook.DeliveryQuery{})
+	require.NoError(t, err)
+	require.Len(t, ds, 2, "one delivery per event of the message")
+	_, err = c.Replay(t.Context(), ds[0].MessageID, "")
+	require.ErrorContains(t, err, "carries 2 events (incident.incident.created, pager.incident.created): name one")
+	res, err := c.Replay(t.Context(), ds[0].MessageID, "pager.incident.created")
+	require.NoError(t, err)
+	require.Len(t, res.Deliveries, 1)
+	outhooktest.WaitIdle(t, c)
+	_, err = c.Replay(t.Context(), ds[0].MessageID, "other.event")
+	require.ErrorIs(t, err, outhook.ErrNotFound)
+}

@@ -35,6 +35,16 @@ func (c *Client) routeEvent(ctx context.Context, rec *eventRecord, job *queue.Jo
 		}
 		payload = out
 	}
+	return c.route(ctx, rec, payload, job.ID, job.ID, job.CreatedAt, "")
+}
+
+// route records one pending delivery of an event's (transformed) payload
+// per subscription that selects it now and whose filter passes it, and
+// returns their delivery jobs. The deliveries' IDs derive from key, the
+// event and the subscription: routing one key again finds the deliveries
+// it made. Event routing's key is the message ID; a replay's its own. The
+// first attempts are recorded with trigger (empty: TriggerScheduled).
+func (c *Client) route(ctx context.Context, rec *eventRecord, payload json.RawMessage, key, messageID string, occurredAt time.Time, trigger AttemptTrigger) ([]*queue.Job, error) {
 	subs, err := c.store.MatchSubscriptions(ctx, rec.ID)
 	if err != nil {
 		return nil, fmt.Errorf("outhook: match subscriptions of event %q: %w", rec.ID, err)
@@ -43,7 +53,7 @@ func (c *Client) routeEvent(ctx context.Context, rec *eventRecord, job *queue.Jo
 		return nil, nil
 	}
 	var (
-		fin  = filterInput{raw: payload, messageID: job.ID} // decoded once, when a filter needs it
+		fin  = filterInput{raw: payload, messageID: messageID} // decoded once, when a filter needs it
 		now  = time.Now()
 		ds   = make([]*Delivery, 0, len(subs))
 		next = make([]*queue.Job, 0, len(subs))
@@ -64,17 +74,18 @@ func (c *Client) routeEvent(ctx context.Context, rec *eventRecord, job *queue.Jo
 		r := &routed{Delivery: Delivery{
 			// Two events can share a hook, and so a message ID: the event ID
 			// keeps their deliveries to one subscription apart.
-			ID:             ident.Derive("dlv_", job.ID, rec.ID, sub.ID),
-			MessageID:      job.ID,
-			EventID:        rec.ID,
-			SubscriptionID: sub.ID,
-			DelivererID:    sub.DelivererID,
-			Status:         DeliveryPending,
-			Payload:        payload,
-			OccurredAt:     job.CreatedAt,
-			CreatedAt:      now,
-			UpdatedAt:      now,
-			NextAttemptAt:  now,
+			ID:                 ident.Derive("dlv_", key, rec.ID, sub.ID),
+			MessageID:          messageID,
+			EventID:            rec.ID,
+			SubscriptionID:     sub.ID,
+			DelivererID:        sub.DelivererID,
+			Status:             DeliveryPending,
+			Payload:            payload,
+			OccurredAt:         occurredAt,
+			CreatedAt:          now,
+			UpdatedAt:          now,
+			NextAttemptAt:      now,
+			NextAttemptTrigger: trigger,
 		}}
 		r.job = queue.Job{ID: r.ID, Group: deliveryGroup, Kind: kindDelivery, CreatedAt: now}
 		r.Attempts = r.first[:0:1]
