@@ -170,6 +170,7 @@ var routes = []route{
 	{Operation{"listDeliveries", "GET", "/deliveries", true}, (*Handler).listDeliveries},
 	{Operation{"getDelivery", "GET", "/deliveries/{deliveryId}", true}, (*Handler).getDelivery},
 	{Operation{"redeliver", "POST", "/deliveries/{deliveryId}/redeliver", false}, (*Handler).redeliver},
+	{Operation{"replayMessage", "POST", "/messages/{messageId}/replay", false}, (*Handler).replayMessage},
 	{Operation{"listFailedEvents", "GET", "/failed-events", true}, (*Handler).listFailedEvents},
 }
 

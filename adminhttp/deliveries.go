@@ -169,3 +169,35 @@ func (h *Handler) listFailedEvents(w http.ResponseWriter, r *http.Request) error
 	}
 	return h.writeJSON(w, http.StatusOK, out)
 }
+
+// replayRequest is the body of replayMessage.
+type replayRequest struct {
+	EventID string `json:"eventId"`
+}
+
+// replayResult is what replayMessage answers.
+type replayResult struct {
+	EventID    string   `json:"eventId"`
+	Deliveries []string `json:"deliveries"`
+}
+
+// replayMessage sends an emitted event again to the subscriptions that
+// select it now, as new deliveries (outhook.Client.Replay).
+func (h *Handler) replayMessage(w http.ResponseWriter, r *http.Request) error {
+	if err := checkQuery(r); err != nil {
+		return err
+	}
+	var body replayRequest
+	if err := h.decodeBody(w, r, &body, true); err != nil {
+		return err
+	}
+	res, err := h.client.Replay(r.Context(), r.PathValue("messageId"), body.EventID)
+	if err != nil {
+		return err
+	}
+	out := replayResult{EventID: res.EventID, Deliveries: res.Deliveries}
+	if out.Deliveries == nil {
+		out.Deliveries = []string{}
+	}
+	return h.writeJSON(w, http.StatusAccepted, out)
+}

@@ -290,3 +290,29 @@ func TestDisabledReasonScrubbed(t *testing.T) {
 	require.True(t, got.Disabled)
 	require.Equal(t, "destination gone: vault: token [secret] is gone", got.DisabledReason)
 }
+
+// TestReplayMessage: replay sends the event again as new deliveries (202);
+// an unknown message is a 404, an unknown body field a 400.
+func TestReplayMessage(t *testing.T) {
+	e := newEnv(t, allowAll)
+	e.do("POST", "/subscriptions", `{"events":["incident.incident.created"],"delivererId":"fake"}`).status(http.StatusCreated)
+	e.emit("inc-1")
+	e.waitIdle()
+	first, err := e.client.Deliveries(context.Background(), outhook.DeliveryQuery{})
+	require.NoError(t, err)
+	require.Len(t, first, 1)
+	var res replayResult
+	e.do("POST", "/messages/"+first[0].MessageID+"/replay", "").status(http.StatusAccepted).matches("ReplayResult").decode(&res)
+	require.Equal(t, "incident.incident.created", res.EventID)
+	require.Len(t, res.Deliveries, 1)
+	require.NotEqual(t, first[0].ID, res.Deliveries[0])
+	e.waitIdle()
+	var d outhook.Delivery
+	e.do("GET", "/deliveries/"+res.Deliveries[0], "").status(http.StatusOK).decode(&d)
+	require.Equal(t, first[0].MessageID, d.MessageID)
+	require.Equal(t, outhook.DeliverySucceeded, d.Status)
+
+	e.do("POST", "/messages/msg_unknown/replay", "").problem(http.StatusNotFound)
+	p := e.do("POST", "/messages/"+first[0].MessageID+"/replay", `{"event":"x"}`).problem(http.StatusBadRequest)
+	require.Equal(t, []string{"event"}, fields(p))
+}

@@ -53,6 +53,7 @@
 //	                                                      deliveries, newest first, without attempts
 //	GET    /deliveries/{deliveryId}                       one delivery with its attempts
 //	POST   /deliveries/{deliveryId}/redeliver             send a finished delivery again (202)
+//	POST   /messages/{messageId}/replay                   send an event again to today's subscriptions
 //	GET    /failed-events?limit                           events whose handler or transform gave up
 //
 // Bodies and answers are JSON with the field names of the root package's
