@@ -199,6 +199,20 @@
 // ctx.Err(). Enqueue then returns [queue.ErrClosed], except from inside a
 // handler still running.
 //
+// # Stats
+//
+// [Queue.Stats] implements [queue.StatsReporter] from JetStream's own
+// counts, with a handful of requests whatever the number of jobs: the
+// work stream's per-group message counts, each group's consumer
+// (NumPending is ready, NumAckPending running or delayed), and the
+// dead-letter stream's message count. The server does not tell a delayed
+// job from a running one, nor a job enqueued with a future RunAt from a
+// ready one before a node first receives it: Running counts this node's
+// runs only (other nodes' count as delayed), and a job due later counts
+// as ready until first received. The oldest times come from the first
+// undelivered and the first unacknowledged message of each group (a
+// direct get each); see [Queue.Stats] for the details.
+//
 // # WaitIdle
 //
 // [Queue.WaitIdle] polls the server (Config.PollInterval) until the

@@ -120,6 +120,7 @@ type group struct {
 	slots     chan struct{} // one token per handler running or reserved
 	cons      jetstream.Consumer
 	lastSeq   atomic.Uint64 // broadcast: the highest stream sequence received
+	running   atomic.Int64  // handler runs of this group under way here, for Stats
 }
 
 // New returns a queue on js configured by cfg; a nil cfg selects all

@@ -99,6 +99,7 @@ func (q *Queue) fetch(g *group, n int) error {
 		got++
 		q.handlers.Add(1)
 		q.running.Add(1)
+		g.running.Add(1)
 		q.activity.Add(1)
 		go q.handle(g, m)
 	}
@@ -133,6 +134,7 @@ func (q *Queue) ledgerOf(g *group) ledger {
 func (q *Queue) handle(g *group, m jetstream.Msg) {
 	defer func() {
 		<-g.slots
+		g.running.Add(-1)
 		q.running.Add(-1)
 		q.activity.Add(1)
 		q.handlers.Done()
