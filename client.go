@@ -55,6 +55,21 @@ type Config struct {
 	// HandlerTimeout bounds one run of an OnHook handler, and of an
 	// event's transform and routing. Zero means one minute.
 	HandlerTimeout time.Duration
+	// DisableAfterFailingFor disables a subscription whose deliveries have
+	// been failing for this long: a delivery fails for good at least this
+	// long after the first delivery that failed since the last success.
+	// Zero means DefaultDisableAfterFailingFor (5 days, as Svix);
+	// negative, never. See Endpoint health in the package documentation.
+	DisableAfterFailingFor time.Duration
+	// DisableAfterFailures disables a subscription after this many of its
+	// deliveries in a row failed for good (each delivery counts once,
+	// whatever its number of attempts). Zero, the default, means never.
+	DisableAfterFailures int
+	// FailingAttemptsThreshold is the number of failed attempts in a row
+	// of one delivery after which the client emits EventDeliveryFailing,
+	// once, while the delivery is still being retried. Zero means
+	// DefaultFailingAttemptsThreshold (3); negative, never.
+	FailingAttemptsThreshold int
 	// Logger receives the client's logs. Nil means slog.Default(). Logs
 	// carry the IDs of the delivery, event, subscription and message they
 	// concern, never payloads, configurations or secrets.
@@ -86,6 +101,7 @@ type Client struct {
 	validator       *payloadValidator
 	errorTexts      textCache // shares the texts of failed attempts
 	tel             telemetry // OpenTelemetry instruments; the zero value records nothing
+	health          healthPolicy
 
 	// filters holds compiled CEL filters and the filter counters; its zero
 	// value is ready to use.
@@ -156,11 +172,19 @@ func NewClient(cfg *Config) (*Client, error) {
 	if err := c.handlerRetry.validate("HandlerRetry"); err != nil {
 		return nil, err
 	}
+	health, err := newHealthPolicy(cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.health = health
 	if c.log == nil {
 		c.log = slog.Default()
 	}
 	if c.registry == nil {
 		c.registry = NewEventRegistry()
+	}
+	if err := registerOperationalEvents(c.registry); err != nil {
+		return nil, err
 	}
 	if c.store == nil {
 		c.store = NewMemoryStore(nil)

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/outhook/outhook/internal/ident"
@@ -77,11 +79,36 @@ type DeliveryResult struct {
 	// Response is an excerpt of the destination's answer. The client keeps
 	// at most MaxResponseExcerpt bytes of it.
 	Response string
+	// RequestHeaders are the headers of the request sent, for the attempt
+	// record, with the values of the secrets the deliverer sends replaced
+	// by "[redacted]" (the HTTP deliverers do this through a shared
+	// helper). The client also redacts credential headers by name and
+	// bounds them; see Attempt.RequestHeaders. Nil when nothing was sent.
+	RequestHeaders map[string][]string
+	// ResponseHeaders are the headers of the destination's answer, when
+	// there is one, with the deliverer's secrets redacted as in
+	// RequestHeaders. The client drops Set-Cookie and bounds them; see
+	// Attempt.ResponseHeaders.
+	ResponseHeaders map[string][]string
 }
 
 // MaxResponseExcerpt is how many bytes of DeliveryResult.Response an attempt
-// record keeps.
+// record keeps: exactly 16 KiB (16,384 bytes), the first of the body, cut on
+// a UTF-8 rune boundary. The HTTP deliverers read no more than that of a
+// response body by default (safehttp.DefaultMaxBody).
 const MaxResponseExcerpt = 16 << 10
+
+// Bounds of the headers an attempt record keeps (Attempt.RequestHeaders
+// and Attempt.ResponseHeaders, each): at most MaxAttemptHeaders values and
+// MaxAttemptHeaderBytes bytes of names and values in all. Headers are kept
+// in name order until a bound is reached; the rest are dropped.
+const (
+	MaxAttemptHeaders     = 64
+	MaxAttemptHeaderBytes = 8 << 10
+)
+
+// Redacted replaces secret values in attempt records.
+const Redacted = "[redacted]"
 
 // PermanentError marks a delivery failure that retrying cannot fix, such as
 // a rejected payload or a destination that is gone.
@@ -253,8 +280,28 @@ type Attempt struct {
 	// "deliverer").
 	ErrorClass string `json:"errorClass,omitempty"`
 	StatusCode int    `json:"statusCode,omitempty"`
-	Response   string `json:"response,omitempty"`
-	ExternalID string `json:"externalId,omitempty"`
+	// Response is the first MaxResponseExcerpt (16 KiB) bytes of the
+	// destination's answer, scrubbed by the deliverer of the secrets it
+	// sends.
+	Response string `json:"response,omitempty"`
+	// RequestHeaders are the headers of the request sent, by name as the
+	// deliverer reported them (the HTTP deliverers: canonical names), values
+	// in the order sent. Secrets are removed: the values of Authorization,
+	// Proxy-Authorization, Cookie, Webhook-Signature and of every header
+	// whose name speaks of credentials (auth, token, secret, signature,
+	// password, api-key, apikey, session, cookie, credential) are replaced
+	// with Redacted, and the deliverer redacts the secrets it knows
+	// (signing secrets, tokens, every extra header value of a webhook
+	// subscription, the secret parts of URLs) wherever they appear. At
+	// most MaxAttemptHeaders values and MaxAttemptHeaderBytes bytes are
+	// kept. Nil when the deliverer reported none (nothing was sent, or the
+	// deliverer is not HTTP); an empty map when the request had none.
+	RequestHeaders map[string][]string `json:"requestHeaders,omitempty"`
+	// ResponseHeaders are the headers of the destination's answer, with
+	// Set-Cookie (and Set-Cookie2) dropped, and secrets removed and bounds
+	// applied as in RequestHeaders. Nil when there was no answer.
+	ResponseHeaders map[string][]string `json:"responseHeaders,omitempty"`
+	ExternalID      string              `json:"externalId,omitempty"`
 	// RetryAfter is the wait the destination asked for, if any.
 	RetryAfter time.Duration `json:"retryAfter,omitempty"`
 	// NextAttemptAt is when the next attempt was scheduled; zero when this
@@ -277,6 +324,102 @@ func classify(err error) (outcome AttemptOutcome, retryAfter time.Duration) {
 		return AttemptRetryable, ra.After
 	}
 	return AttemptRetryable, 0
+}
+
+// recordHeaders returns the copy of h an attempt record keeps: credential
+// headers redacted by name (see Attempt.RequestHeaders), Set-Cookie dropped
+// when response is set, and at most MaxAttemptHeaders values and
+// MaxAttemptHeaderBytes bytes, by name order. It returns nil for a nil h,
+// and an empty map for an empty one.
+func recordHeaders(h map[string][]string, response bool) map[string][]string {
+	if h == nil {
+		return nil
+	}
+	names := make([]string, 0, len(h))
+	for name := range h {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	out := make(map[string][]string, len(h))
+	count, size := 0, 0
+	for _, name := range names {
+		lower := strings.ToLower(name)
+		if response && (lower == "set-cookie" || lower == "set-cookie2") {
+			continue
+		}
+		secret := secretHeader(lower)
+		vs := h[name]
+		kept := make([]string, 0, len(vs))
+		full := false
+		for _, v := range vs {
+			if secret {
+				v = Redacted
+			}
+			if count+1 > MaxAttemptHeaders || size+len(name)+len(v) > MaxAttemptHeaderBytes {
+				full = true
+				break
+			}
+			count, size = count+1, size+len(name)+len(v)
+			kept = append(kept, v)
+		}
+		if len(kept) > 0 || !full {
+			out[name] = kept
+		}
+		if full {
+			break
+		}
+	}
+	return out
+}
+
+// secretHeader reports whether a header, by its lower-case name, carries
+// credentials whatever its value.
+func secretHeader(lower string) bool {
+	switch lower {
+	case "authorization", "proxy-authorization", "cookie", "webhook-signature":
+		return true
+	}
+	for _, word := range []string{"auth", "token", "secret", "signature", "password", "passwd", "api-key", "apikey", "session", "cookie", "credential"} {
+		if strings.Contains(lower, word) {
+			return true
+		}
+	}
+	return false
+}
+
+// cloneAttempts copies attempts with their header maps, so that a store's
+// copy shares nothing a caller can change. It returns nil for none.
+func cloneAttempts(as []Attempt) []Attempt {
+	if len(as) == 0 {
+		return nil
+	}
+	out := slices.Clone(as)
+	for i := range out {
+		out[i] = out[i].clone()
+	}
+	return out
+}
+
+// clone returns a with its header maps copied.
+func (a Attempt) clone() Attempt {
+	a.RequestHeaders = cloneHeaders(a.RequestHeaders)
+	a.ResponseHeaders = cloneHeaders(a.ResponseHeaders)
+	return a
+}
+
+// cloneHeaders deep-copies h, keeping nil nil and empty empty.
+func cloneHeaders(h map[string][]string) map[string][]string {
+	if h == nil {
+		return nil
+	}
+	out := make(map[string][]string, len(h))
+	for k, v := range h {
+		if v != nil {
+			v = slices.Clone(v)
+		}
+		out[k] = v
+	}
+	return out
 }
 
 // truncate returns s cut to at most n bytes, on a rune boundary.

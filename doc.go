@@ -66,9 +66,11 @@
 // github.com/cenkalti/backoff/v4): by default at once, then after 5 s,
 // 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h and 24 h, with jitter. A
 // Retry-After never brings a retry earlier and is capped. Every attempt is
-// recorded (time, duration, outcome, error, status code, response excerpt)
-// and a delivery ends succeeded or failed; Client.Deliveries lists them and
-// Client.Redeliver sends one again under the same ID.
+// recorded (time, duration, outcome, error, status code, the first 16 KiB
+// of the response, and the request and response headers with secrets
+// removed: see Attempt) and a delivery ends succeeded or failed;
+// Client.Deliveries lists them and Client.Redeliver sends one again under
+// the same ID.
 //
 // # Deliverers
 //

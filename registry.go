@@ -144,7 +144,15 @@ func RegisterEvent[T any](r *EventRegistry, def EventDefinition[T], plugin Plugi
 	if why := ident.Check(plugin.PluginID); why != "" {
 		return Event{}, &IDError{Kind: "plugin", ID: plugin.PluginID, Reason: why}
 	}
-	id := plugin.PluginID + "." + def.Hook.ID()
+	return registerEvent(r, def, plugin, plugin.PluginID+"."+def.Hook.ID(), nil)
+}
+
+// registerEvent registers def under the event ID id. When check is not nil,
+// it runs with the registry locked, before anything changes, given the
+// event already registered under id (nil if none): an error refuses the
+// registration, and (nil, true) accepts the existing event instead.
+func registerEvent[T any](r *EventRegistry, def EventDefinition[T], plugin PluginMetadata, id string,
+	check func(existing *eventRecord) (keep bool, err error)) (Event, error) {
 	if why := ident.Check(id); why != "" {
 		return Event{}, &IDError{Kind: "event", ID: id, Reason: why}
 	}
@@ -177,7 +185,20 @@ func RegisterEvent[T any](r *EventRegistry, def EventDefinition[T], plugin Plugi
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if _, dup := r.events[id]; dup {
+	if check != nil {
+		keep, err := check(r.events[id])
+		if err != nil {
+			return Event{}, err
+		}
+		if keep {
+			return r.events[id].Event, nil
+		}
+	}
+	if prev, dup := r.events[id]; dup {
+		if isOperationalRecord(prev) {
+			return Event{}, fmt.Errorf("%w: event %q is one of outhook's own operational events (plugin %q), registered by the clients that use this registry: choose another plugin ID",
+				ErrDuplicate, id, OperationalPluginID)
+		}
 		return Event{}, fmt.Errorf("%w: event %q is already registered", ErrDuplicate, id)
 	}
 	if err := r.claimHookType(rec.HookID, typ); err != nil {

@@ -31,15 +31,30 @@ var ErrDeliveryPending = errors.New("outhook: delivery is still pending")
 // keep routing free of copies.
 type Store interface {
 	// CreateSubscription stores a new subscription. An existing ID is an
-	// error matching ErrDuplicate.
+	// error matching ErrDuplicate. Its Health is ignored: a new
+	// subscription starts with the zero SubscriptionHealth.
 	CreateSubscription(ctx context.Context, s *Subscription) error
 	// UpdateSubscription replaces a subscription. A missing ID is an error
-	// matching ErrNotFound.
+	// matching ErrNotFound. Its Health is ignored: the stored one is kept.
 	UpdateSubscription(ctx context.Context, s *Subscription) error
 	// SetSubscriptionDisabled sets a subscription's Disabled flag,
 	// DisabledReason and UpdatedAt as one step, leaving the rest as it is,
-	// and returns the result (ErrNotFound if missing).
+	// and returns the result (ErrNotFound if missing). Enabling a disabled
+	// subscription also clears Health.ConsecutiveFailures and
+	// Health.FailingSince, in the same step.
 	SetSubscriptionDisabled(ctx context.Context, id string, disabled bool, reason string, at time.Time) (*Subscription, error)
+	// RecordDeliveryOutcome applies the end of one delivery of a
+	// subscription, succeeded or failed for good at the given time, to
+	// the subscription's Health as SubscriptionHealth.Record does, as one
+	// step: concurrent calls for one subscription lose no count. It
+	// returns the health before and after (ErrNotFound if the
+	// subscription is missing), and leaves the rest of the subscription,
+	// UpdatedAt included, as it is. A store may leave out a success to a
+	// healthy subscription (no failure counted) whose LastSuccessAt is
+	// less than a minute old, returning the health as it is: a write per
+	// delivery would put every delivery of a subscription in a line (the
+	// SQL stores do this).
+	RecordDeliveryOutcome(ctx context.Context, id string, succeeded bool, at time.Time) (before, after SubscriptionHealth, err error)
 	// DeleteSubscription removes a subscription (ErrNotFound if missing).
 	// Its deliveries stay.
 	DeleteSubscription(ctx context.Context, id string) error
@@ -281,6 +296,7 @@ func (s *MemoryStore) CreateSubscription(ctx context.Context, sub *Subscription)
 	if _, ok := s.subs[sub.ID]; ok {
 		return fmt.Errorf("%w: subscription %q", ErrDuplicate, sub.ID)
 	}
+	sub.Health = SubscriptionHealth{}
 	s.subs[sub.ID] = sub
 	s.index(sub)
 	return nil
@@ -295,6 +311,7 @@ func (s *MemoryStore) UpdateSubscription(ctx context.Context, sub *Subscription)
 		return notFound("subscription", sub.ID)
 	}
 	s.unindex(old)
+	sub.Health = old.Health
 	s.subs[sub.ID] = sub
 	s.index(sub)
 	return nil
@@ -309,10 +326,30 @@ func (s *MemoryStore) SetSubscriptionDisabled(ctx context.Context, id string, di
 		return nil, notFound("subscription", id)
 	}
 	sub := old.clone()
+	if old.Disabled && !disabled {
+		sub.Health.ConsecutiveFailures, sub.Health.FailingSince = 0, time.Time{}
+	}
 	sub.Disabled, sub.DisabledReason, sub.UpdatedAt = disabled, reason, at
 	s.subs[id] = sub
 	clear(s.matches) // routing skips disabled subscriptions
 	return sub, nil
+}
+
+// RecordDeliveryOutcome implements Store. The stored subscription is
+// replaced by a shallow copy with the new health (stored subscriptions are
+// never modified, and their slices are shared); the routing cache is kept,
+// since routing does not read health.
+func (s *MemoryStore) RecordDeliveryOutcome(ctx context.Context, id string, succeeded bool, at time.Time) (before, after SubscriptionHealth, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.subs[id]
+	if !ok {
+		return SubscriptionHealth{}, SubscriptionHealth{}, notFound("subscription", id)
+	}
+	sub := *old
+	sub.Health = old.Health.Record(succeeded, at)
+	s.subs[id] = &sub
+	return old.Health, sub.Health, nil
 }
 
 // DeleteSubscription implements Store.
@@ -447,7 +484,7 @@ func cloneDelivery(d *Delivery) *Delivery {
 	c := *d
 	c.Attempts = nil
 	if len(d.Attempts) > 0 {
-		c.Attempts = slices.Clone(d.Attempts)
+		c.Attempts = cloneAttempts(d.Attempts)
 	}
 	return &c
 }
@@ -464,7 +501,7 @@ func (s *MemoryStore) UpdateDelivery(ctx context.Context, id string, attempt *At
 	// In place: readers get copies, made under the same lock.
 	wasDone := d.Status != DeliveryPending
 	if attempt != nil {
-		d.Attempts = append(d.Attempts, *attempt)
+		d.Attempts = append(d.Attempts, attempt.clone())
 	}
 	d.Status, d.NextAttemptAt, d.LastError, d.UpdatedAt = u.Status, u.NextAttemptAt, u.LastError, u.UpdatedAt
 	d.NextAttemptTrigger = u.NextAttemptTrigger

@@ -217,9 +217,13 @@ func (c *Client) handleDelivery(ctx context.Context, job *queue.Job) queue.Resul
 		return c.storeFailure(ctx, job, uerr)
 	}
 	c.tel.attemptRecorded(ctx, d.EventID, d.OccurredAt, attempt, u.Status)
-	if _, gone := errors.AsType[*GoneError](err); gone {
-		c.disableGone(ctx, sub.ID, err)
+	var gone error
+	if _, ok := errors.AsType[*GoneError](err); ok {
+		gone = err
 	}
+	// Endpoint health, and the operational events (see health.go). The
+	// jobs of a delivery that ended are admitted with its completion.
+	result.Next = c.afterAttempt(ctx, &d, sub, attempt, u.Status, gone)
 	if err != nil {
 		c.log.WarnContext(ctx, "outhook: delivery attempt failed", "delivery", d.ID, "event", d.EventID,
 			"subscription", d.SubscriptionID, "message", d.MessageID, "deliverer", attempt.DelivererID,
@@ -339,6 +343,8 @@ func (a *Attempt) record(res DeliveryResult, err error, end time.Time) {
 	a.Duration = end.Sub(a.StartedAt)
 	a.StatusCode = res.StatusCode
 	a.Response = truncate(res.Response, MaxResponseExcerpt)
+	a.RequestHeaders = recordHeaders(res.RequestHeaders, false)
+	a.ResponseHeaders = recordHeaders(res.ResponseHeaders, true)
 	a.ExternalID = res.ExternalID
 	a.Outcome, a.RetryAfter = classify(err)
 	if err != nil {
@@ -346,14 +352,16 @@ func (a *Attempt) record(res DeliveryResult, err error, end time.Time) {
 	}
 }
 
-// disableGone disables a subscription whose destination is gone.
-func (c *Client) disableGone(ctx context.Context, subID string, err error) {
-	reason := "destination gone: " + err.Error()
+// disableGone disables a subscription whose destination is gone, and
+// reports whether it did.
+func (c *Client) disableGone(ctx context.Context, subID string, err error) bool {
+	reason := goneReason(err)
 	if _, derr := c.store.SetSubscriptionDisabled(context.WithoutCancel(ctx), subID, true, reason, time.Now()); derr != nil {
 		c.log.Error("outhook: cannot disable subscription whose destination is gone", "subscription", subID, "error", derr)
-		return
+		return false
 	}
 	c.log.Warn("outhook: subscription disabled", "subscription", subID, "reason", reason)
+	return true
 }
 
 // textCache shares equal strings: the texts of failed attempts, which a

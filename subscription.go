@@ -36,6 +36,11 @@ type Subscription struct {
 	DisabledReason string `json:"disabledReason,omitempty"`
 	// Filter, if set, narrows the events by payload.
 	Filter *Filter `json:"filter,omitempty"`
+	// Health is how the subscription's recent deliveries ended, kept by
+	// outhook (see Endpoint health in the package documentation). It is
+	// read-only: CreateSubscription starts it at zero and
+	// UpdateSubscription keeps the stored one, whatever the caller passes.
+	Health SubscriptionHealth `json:"health"`
 
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`
@@ -186,6 +191,7 @@ func (c *Client) CreateSubscription(ctx context.Context, sub Subscription) (Subs
 	if err := c.validateSubscription(s); err != nil {
 		return Subscription{}, err
 	}
+	s.Health = SubscriptionHealth{} // kept by outhook, not set by callers
 	now := time.Now()
 	s.CreatedAt, s.UpdatedAt = now, now
 	if err := c.store.CreateSubscription(ctx, s); err != nil {
@@ -217,6 +223,7 @@ func (c *Client) UpdateSubscription(ctx context.Context, sub Subscription) (Subs
 		return Subscription{}, err
 	}
 	s.CreatedAt, s.UpdatedAt = old.CreatedAt, time.Now()
+	s.Health = old.Health // kept by outhook; the store keeps its own
 	if err := c.store.UpdateSubscription(ctx, s); err != nil {
 		return Subscription{}, err
 	}
@@ -225,7 +232,10 @@ func (c *Client) UpdateSubscription(ctx context.Context, sub Subscription) (Subs
 
 // SetSubscriptionEnabled enables or disables a subscription. Deliveries of a
 // disabled subscription that are still pending end failed at their next
-// attempt and can be redelivered.
+// attempt and can be redelivered. Enabling a disabled subscription starts
+// its Health afresh (no failures, not failing), so that the automatic
+// disabling of Config.DisableAfterFailures and
+// Config.DisableAfterFailingFor counts from then on.
 func (c *Client) SetSubscriptionEnabled(ctx context.Context, id string, enabled bool) (Subscription, error) {
 	if c.closed.Load() {
 		return Subscription{}, ErrClosed

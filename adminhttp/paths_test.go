@@ -24,7 +24,7 @@ func TestListEvents(t *testing.T) {
 	for _, c := range out.Categories {
 		names = append(names, c.Name)
 	}
-	require.Equal(t, []string{"Incidents", "Maintenance", "Uncategorized"}, names)
+	require.Equal(t, []string{"Incidents", "Maintenance", "Operations", "Uncategorized"}, names, "Operations: outhook's own events")
 	inc := out.Categories[0].Events[0]
 	require.Equal(t, incidentEvent, inc.ID)
 	require.Equal(t, "incident.created", inc.HookID)
@@ -34,7 +34,7 @@ func TestListEvents(t *testing.T) {
 	require.Contains(t, string(inc.Schema), `"incidentId"`)
 	require.Equal(t, []string{"incidentId", "labels", "labels.*", "owner", "owner.email", "owner.name",
 		"severity", "systemIds", "systemIds[]"}, inc.PropertyPaths)
-	require.True(t, out.Categories[2].Events[0].Transformed)
+	require.True(t, out.Categories[3].Events[0].Transformed)
 
 	var one eventView
 	e.do("GET", "/events/"+maintEvent, "").status(http.StatusOK).matches("Event").decode(&one)

@@ -167,6 +167,26 @@ func scrubAttempt(a *outhook.Attempt, secrets []string) {
 	a.Error = scrub(a.Error, secrets)
 	a.Response = scrub(a.Response, secrets)
 	a.ExternalID = scrub(a.ExternalID, secrets)
+	a.RequestHeaders = scrubHeaders(a.RequestHeaders, secrets)
+	a.ResponseHeaders = scrubHeaders(a.ResponseHeaders, secrets)
+}
+
+// scrubHeaders returns a copy of h with secrets removed from its values
+// (the core has already redacted the headers it knows to carry secrets);
+// h itself, which the store may share, is left as it is.
+func scrubHeaders(h map[string][]string, secrets []string) map[string][]string {
+	if h == nil || len(secrets) == 0 {
+		return h
+	}
+	out := make(map[string][]string, len(h))
+	for k, vs := range h {
+		c := make([]string, len(vs))
+		for i, v := range vs {
+			c[i] = scrub(v, secrets)
+		}
+		out[k] = c
+	}
+	return out
 }
 
 // scrubDelivery removes secrets from the texts of a delivery and its

@@ -24,9 +24,10 @@ type subscriptionInput struct {
 	Disabled    *bool           `json:"disabled"`
 	Filter      *outhook.Filter `json:"filter"`
 
-	DisabledReason string    `json:"disabledReason"`
-	CreatedAt      time.Time `json:"createdAt"`
-	UpdatedAt      time.Time `json:"updatedAt"`
+	DisabledReason string                      `json:"disabledReason"`
+	Health         *outhook.SubscriptionHealth `json:"health"`
+	CreatedAt      time.Time                   `json:"createdAt"`
+	UpdatedAt      time.Time                   `json:"updatedAt"`
 }
 
 func (in *subscriptionInput) subscription() outhook.Subscription {

@@ -253,7 +253,7 @@ func (d *Deliverer) Deliver(ctx context.Context, req *outhook.DeliveryRequest) (
 	resp, err := d.http.Do(ctx, hreq)
 	if err != nil {
 		t.annotate(err, "")
-		return outhook.DeliveryResult{}, httpoutcome.FromError(err)
+		return httpoutcome.Request(hreq, httpoutcome.Policy{Secrets: t.secrets}), httpoutcome.FromError(err)
 	}
 	return d.outcome(hreq, resp, t)
 }
@@ -275,7 +275,7 @@ const codeUnknownWebhook = 10015
 // outcome classifies Discord's answer.
 func (d *Deliverer) outcome(hreq *http.Request, resp *safehttp.Response, t target) (outhook.DeliveryResult, error) {
 	text := t.scrub(string(resp.Body))
-	res, err := httpoutcome.FromResponse(hreq, resp, httpoutcome.Policy{Now: d.now})
+	res, err := httpoutcome.FromResponse(hreq, resp, httpoutcome.Policy{Now: d.now, Secrets: t.secrets})
 	res.Response = text
 	if err == nil {
 		// With ?wait=true Discord answers 200 with the message object.

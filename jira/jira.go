@@ -310,7 +310,7 @@ func (d *Deliverer) findIssue(ctx context.Context, s *settings, label string, se
 	op := fmt.Sprintf("search project %s for the issue of this delivery (label %s)", s.ProjectKey, label)
 	resp, err := d.http.Do(ctx, hreq)
 	if err != nil {
-		return "", outhook.DeliveryResult{}, httpoutcome.FromError(fmt.Errorf("jira: %s: %w", op, err))
+		return "", httpoutcome.Request(hreq, httpoutcome.Policy{Secrets: sec}), httpoutcome.FromError(fmt.Errorf("jira: %s: %w", op, err))
 	}
 	res, err := d.outcome(hreq, resp, op, sec)
 	if err != nil {
@@ -359,7 +359,7 @@ func (d *Deliverer) createIssue(ctx context.Context, s *settings, fields *issueF
 	if err != nil {
 		// The issue may have been created all the same: the next attempt
 		// finds it by its label.
-		return outhook.DeliveryResult{}, httpoutcome.FromError(fmt.Errorf("jira: %s: %w", op, err))
+		return httpoutcome.Request(hreq, httpoutcome.Policy{Secrets: sec}), httpoutcome.FromError(fmt.Errorf("jira: %s: %w", op, err))
 	}
 	res, err := d.outcome(hreq, resp, op, sec)
 	if err != nil {
@@ -414,7 +414,7 @@ func (d *Deliverer) authorize(r *http.Request, s *settings) {
 // Retry-After honours X-RateLimit-Reset. Errors carry Jira's own messages;
 // the excerpt and the errors are scrubbed of the credentials.
 func (d *Deliverer) outcome(r *http.Request, resp *safehttp.Response, op string, sec secrets) (outhook.DeliveryResult, error) {
-	res, verdict := httpoutcome.FromResponse(r, resp, httpoutcome.Policy{Now: d.now})
+	res, verdict := httpoutcome.FromResponse(r, resp, httpoutcome.Policy{Now: d.now, Secrets: sec})
 	res.Response = sec.scrub(res.Response)
 	if verdict == nil {
 		return res, nil

@@ -254,12 +254,13 @@ func (d *Deliverer) Deliver(ctx context.Context, req *outhook.DeliveryRequest) (
 	hreq.Header.Set("Content-Type", "application/json")
 	hreq.Header.Set("Accept", "application/json")
 
+	secret := p.cfg.RoutingKey
+	pol := httpoutcome.Policy{Now: d.now, Secrets: []string{secret}}
 	resp, err := d.http.Do(ctx, hreq)
 	if err != nil {
-		return outhook.DeliveryResult{}, fmt.Errorf("pagerduty: %w", httpoutcome.FromError(err))
+		return httpoutcome.Request(hreq, pol), fmt.Errorf("pagerduty: %w", httpoutcome.FromError(err))
 	}
-	secret := p.cfg.RoutingKey
-	res, err := httpoutcome.FromResponse(hreq, resp, httpoutcome.Policy{Now: d.now})
+	res, err := httpoutcome.FromResponse(hreq, resp, pol)
 	res.Response = scrub(res.Response, secret)
 	var answer response
 	_ = json.Unmarshal(resp.Body, &answer) // best effort: the body may be empty or not JSON

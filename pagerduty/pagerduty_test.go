@@ -177,6 +177,9 @@ func TestTriggerWireFormat(t *testing.T) {
 	// <, > and & are sent as they are, not as \u003c escapes.
 	require.Contains(t, string(r.Body), `Database <down> & out`)
 
+	require.NotEmpty(t, res.RequestHeaders["Content-Type"], "the request headers are reported")
+	require.NotNil(t, res.ResponseHeaders, "the response headers are reported")
+	res.RequestHeaders, res.ResponseHeaders = nil, nil
 	require.Equal(t, outhook.DeliveryResult{
 		ExternalID: "inc_42",
 		StatusCode: http.StatusAccepted,

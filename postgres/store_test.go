@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/outhook/outhook"
 	"github.com/outhook/outhook/internal/servicetest"
+	"github.com/outhook/outhook/internal/sqlstore"
 	"github.com/outhook/outhook/outhooktest"
 	"github.com/outhook/outhook/postgres"
 	"github.com/outhook/outhook/storetest"
@@ -58,7 +60,7 @@ func TestStoreConformance(t *testing.T) {
 func TestNewStoreWithoutMigrations(t *testing.T) {
 	pool := newPool(t)
 	_, err := postgres.NewStore(t.Context(), pool, nil)
-	require.EqualError(t, err, "outhook: postgres: the outhook tables are missing or out of date (schema version 0, want 1): run postgres.Migrate(ctx, pool) first")
+	require.EqualError(t, err, "outhook: postgres: the outhook tables are missing or out of date (schema version 0, want "+strconv.Itoa(sqlstore.SchemaVersion)+"): run postgres.Migrate(ctx, pool) first")
 }
 
 func TestNilPool(t *testing.T) {
@@ -79,7 +81,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	for range 3 {
 		require.NoError(t, postgres.MigrateStore(t.Context(), pool))
 	}
-	require.Equal(t, 1, migrations(t, pool), "each migration is recorded once")
+	require.Equal(t, sqlstore.SchemaVersion, migrations(t, pool), "each migration is recorded once")
 	newStore(t, pool, nil)
 }
 
@@ -98,7 +100,7 @@ func TestConcurrentMigrate(t *testing.T) {
 	for _, err := range errs {
 		require.NoError(t, err)
 	}
-	require.Equal(t, 1, migrations(t, pools[0]))
+	require.Equal(t, sqlstore.SchemaVersion, migrations(t, pools[0]), "each migration is recorded once")
 }
 
 // TestTablesFollowSearchPath: the tables land in the schema of the pool's

@@ -178,7 +178,7 @@ func (d *Deliverer) Deliver(ctx context.Context, req *outhook.DeliveryRequest) (
 	resp, err := d.http.Do(ctx, hreq)
 	if err != nil {
 		t.annotate(err, "")
-		return outhook.DeliveryResult{}, httpoutcome.FromError(err)
+		return httpoutcome.Request(hreq, httpoutcome.Policy{Secrets: t.secrets}), httpoutcome.FromError(err)
 	}
 	return d.outcome(hreq, resp, t)
 }
@@ -195,8 +195,9 @@ func (d *Deliverer) outcome(hreq *http.Request, resp *safehttp.Response, t targe
 	res, err := httpoutcome.FromResponse(hreq, resp, httpoutcome.Policy{
 		// 404 is channel_not_found, no_service (the webhook was removed)
 		// or no_team: the destination no longer exists.
-		Gone: []int{http.StatusNotFound},
-		Now:  d.now,
+		Gone:    []int{http.StatusNotFound},
+		Now:     d.now,
+		Secrets: t.secrets,
 	})
 	res.Response = text
 	if err != nil {

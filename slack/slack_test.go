@@ -152,6 +152,9 @@ func TestDeliverWireFormat(t *testing.T) {
 	}`)
 	res, err := d.Deliver(context.Background(), req)
 	require.NoError(t, err)
+	require.NotEmpty(t, res.RequestHeaders["Content-Type"], "the request headers are reported")
+	require.NotNil(t, res.ResponseHeaders, "the response headers are reported")
+	res.RequestHeaders, res.ResponseHeaders = nil, nil
 	require.Equal(t, outhook.DeliveryResult{StatusCode: 200, Response: "ok"}, res)
 
 	got := srv.next(t)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/outhook/outhook"
+	"github.com/outhook/outhook/internal/sqlstore"
 	"github.com/outhook/outhook/outhooktest"
 	"github.com/outhook/outhook/riverqueue"
 	"github.com/outhook/outhook/sqlite"
@@ -114,7 +116,7 @@ func TestFaultNotMigratedClient(t *testing.T) {
 			if tc.storeDone {
 				require.NoError(t, err)
 			} else {
-				require.EqualError(t, err, "outhook: sqlite: the outhook tables are missing or out of date (schema version 0, want 1): run "+fix+"(ctx, db) first")
+				require.EqualError(t, err, "outhook: sqlite: the outhook tables are missing or out of date (schema version 0, want "+strconv.Itoa(sqlstore.SchemaVersion)+"): run "+fix+"(ctx, db) first")
 				store = nil
 			}
 

@@ -89,6 +89,11 @@ func (s *Store) SetSubscriptionDisabled(ctx context.Context, id string, disabled
 	return s.s.SetSubscriptionDisabled(ctx, id, disabled, reason, at)
 }
 
+// RecordDeliveryOutcome implements outhook.Store.
+func (s *Store) RecordDeliveryOutcome(ctx context.Context, id string, succeeded bool, at time.Time) (before, after outhook.SubscriptionHealth, err error) {
+	return s.s.RecordDeliveryOutcome(ctx, id, succeeded, at)
+}
+
 // DeleteSubscription implements outhook.Store.
 func (s *Store) DeleteSubscription(ctx context.Context, id string) error {
 	return s.s.DeleteSubscription(ctx, id)

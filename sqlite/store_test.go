@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/outhook/outhook"
+	"github.com/outhook/outhook/internal/sqlstore"
 	"github.com/outhook/outhook/outhooktest"
 	"github.com/outhook/outhook/sqlite"
 	"github.com/outhook/outhook/storetest"
@@ -64,7 +66,7 @@ func TestStoreConformanceManyConnections(t *testing.T) {
 func TestNewStoreWithoutMigrations(t *testing.T) {
 	db := openDB(t, tempPath(t))
 	_, err := sqlite.NewStore(t.Context(), db, nil)
-	require.EqualError(t, err, "outhook: sqlite: the outhook tables are missing or out of date (schema version 0, want 1): run sqlite.Migrate(ctx, db) first")
+	require.EqualError(t, err, "outhook: sqlite: the outhook tables are missing or out of date (schema version 0, want "+strconv.Itoa(sqlstore.SchemaVersion)+"): run sqlite.Migrate(ctx, db) first")
 }
 
 func TestMigrateIsIdempotent(t *testing.T) {
@@ -75,7 +77,7 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	}
 	var n int
 	require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM outhook_migrations`).Scan(&n))
-	require.Equal(t, 1, n, "each migration is recorded once")
+	require.Equal(t, sqlstore.SchemaVersion, n, "each migration is recorded once")
 	_, err := sqlite.NewStore(ctx, db, nil)
 	require.NoError(t, err)
 }
@@ -112,7 +114,7 @@ func TestConcurrentMigrate(t *testing.T) {
 	}
 	var n int
 	require.NoError(t, dbs[0].QueryRowContext(t.Context(), `SELECT count(*) FROM outhook_migrations`).Scan(&n))
-	require.Equal(t, 1, n)
+	require.Equal(t, sqlstore.SchemaVersion, n, "each migration is recorded once")
 }
 
 func subscription(id string, created time.Time, events ...string) *outhook.Subscription {

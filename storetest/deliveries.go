@@ -21,6 +21,7 @@ var deliveryTests = []test{
 	{"ConcurrentCreatesOfOverlappingBatches", testConcurrentCreateDeliveries},
 	{"CreateIsAllOrNone", testCreateAllOrNone},
 	{"AttemptsKeepEveryFieldInOrder", testAttempts},
+	{"AttemptHeadersRoundTrip", testAttemptHeaders},
 	{"UpdateAppliesTheUpdate", testUpdateDelivery},
 	{"ConcurrentUpdatesLoseNoAttempt", testConcurrentUpdates},
 	{"ReopenFinishedDeliveries", testReopen},
@@ -62,7 +63,7 @@ func update(t *testing.T, s outhook.Store, want *outhook.Delivery, a *outhook.At
 	t.Helper()
 	var arg *outhook.Attempt
 	if a != nil {
-		c := *a
+		c := cloneAttempt(a)
 		arg = &c
 	}
 	require.NoError(t, s.UpdateDelivery(t.Context(), want.ID, arg, u), "UpdateDelivery(%q)", want.ID)

@@ -27,6 +27,7 @@ func Run(t *testing.T, newStore func(t *testing.T) outhook.Store) {
 		{"Match", matchTests},
 		{"Deliveries", deliveryTests},
 		{"Store", storeTests},
+		{"Health", healthTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
@@ -187,9 +188,23 @@ func requireAttempt(t *testing.T, want, got *outhook.Attempt, msg string) {
 		require.Failf(t, f("Response"), "the response excerpt must come back byte for byte: want %d bytes, got %d, first difference at byte %d (want %q, got %q)",
 			len(want.Response), len(got.Response), i, excerpt(want.Response, i), excerpt(got.Response, i))
 	}
+	requireHeaders(t, want.RequestHeaders, got.RequestHeaders, f("RequestHeaders"))
+	requireHeaders(t, want.ResponseHeaders, got.ResponseHeaders, f("ResponseHeaders"))
 	require.Equal(t, want.ExternalID, got.ExternalID, f("ExternalID"))
 	requireDuration(t, want.RetryAfter, got.RetryAfter, f("RetryAfter"))
 	requireTime(t, want.NextAttemptAt, got.NextAttemptAt, f("NextAttemptAt"))
+}
+
+// requireHeaders checks an attempt's headers: the same names, spelled the
+// same (a store does not canonicalise them), the same values in the same
+// order, and nil apart from empty, for the map and for each value list.
+func requireHeaders(t *testing.T, want, got map[string][]string, field string) {
+	t.Helper()
+	require.Equalf(t, want == nil, got == nil, "%s: a nil map must come back nil and an empty one empty (want %#v, got %#v)", field, want, got)
+	require.Equal(t, want, got, field)
+	for name, vs := range want {
+		require.Equalf(t, vs == nil, got[name] == nil, "%s[%q]: a nil value list must come back nil and an empty one empty", field, name)
+	}
 }
 
 func excerpt(s string, i int) string {
@@ -241,7 +256,29 @@ func cloneDelivery(d *outhook.Delivery) *outhook.Delivery {
 	c := *d
 	c.Payload = slices.Clone(d.Payload)
 	c.Attempts = slices.Clone(d.Attempts)
+	for i := range c.Attempts {
+		c.Attempts[i] = cloneAttempt(&c.Attempts[i])
+	}
 	return &c
+}
+
+// cloneAttempt returns a deep copy of a, header maps included.
+func cloneAttempt(a *outhook.Attempt) outhook.Attempt {
+	c := *a
+	c.RequestHeaders = cloneHeaders(a.RequestHeaders)
+	c.ResponseHeaders = cloneHeaders(a.ResponseHeaders)
+	return c
+}
+
+func cloneHeaders(h map[string][]string) map[string][]string {
+	if h == nil {
+		return nil
+	}
+	out := make(map[string][]string, len(h))
+	for k, v := range h {
+		out[k] = slices.Clone(v) // nil stays nil, empty stays empty
+	}
+	return out
 }
 
 // fullSubscription has every field set, with values that trip up stores:

@@ -233,12 +233,13 @@ func (d *Deliverer) Deliver(ctx context.Context, req *outhook.DeliveryRequest) (
 	// body in UTF-16 and refuse bodies over 14 KB.
 	hreq.Header.Set("Content-Type", "application/json; charset=utf-8")
 
+	pol := httpoutcome.Policy{Gone: []int{http.StatusNotFound}, Now: d.now, Secrets: p.secrets}
 	resp, err := d.http.Do(ctx, hreq)
 	if err != nil {
 		p.hideURL(err)
-		return outhook.DeliveryResult{}, fmt.Errorf("teams: %w", httpoutcome.FromError(err))
+		return httpoutcome.Request(hreq, pol), fmt.Errorf("teams: %w", httpoutcome.FromError(err))
 	}
-	res, err := httpoutcome.FromResponse(hreq, resp, httpoutcome.Policy{Gone: []int{http.StatusNotFound}, Now: d.now})
+	res, err := httpoutcome.FromResponse(hreq, resp, pol)
 	res.Response = p.scrub(res.Response)
 	if err == nil {
 		return res, nil

@@ -185,6 +185,9 @@ func TestWireFormat(t *testing.T) {
 		"owner": {"name": "x"}, "none": null, "empty": "", "mixed": [1, {"a": 1}], "big": 12345678901234567890}`
 	res, err := w.deliverer(t).Deliver(context.Background(), request(cfg, payload))
 	require.NoError(t, err)
+	require.NotEmpty(t, res.RequestHeaders["Content-Type"], "the request headers are reported")
+	require.NotNil(t, res.ResponseHeaders, "the response headers are reported")
+	res.RequestHeaders, res.ResponseHeaders = nil, nil
 	require.Equal(t, outhook.DeliveryResult{StatusCode: http.StatusAccepted}, res)
 
 	r := <-w.got

@@ -290,12 +290,16 @@ func (d *Deliverer) Deliver(ctx context.Context, req *outhook.DeliveryRequest) (
 	h["Content-Type"] = vals[3:4:4]
 	h["User-Agent"] = vals[4:5:5]
 
+	// The attempt record keeps neither the credentials nor this request's
+	// signatures, wherever a receiver echoes them.
+	secrets := append(p.secrets[:len(p.secrets):len(p.secrets)], strings.Fields(vals[2])...)
+	pol := httpoutcome.Policy{Retry: p.retry, Now: d.now, Secrets: secrets}
 	resp, err := d.http.Do(ctx, hreq)
 	if err != nil {
-		return outhook.DeliveryResult{}, httpoutcome.FromError(err)
+		return httpoutcome.Request(hreq, pol), httpoutcome.FromError(err)
 	}
-	res, err := httpoutcome.FromResponse(hreq, resp, httpoutcome.Policy{Retry: p.retry, Now: d.now})
-	res.Response = p.redact(res.Response)
+	res, err := httpoutcome.FromResponse(hreq, resp, pol)
+	res.Response = redact(res.Response, secrets)
 	return res, err
 }
 
@@ -392,11 +396,11 @@ type prepared struct {
 // protect nothing.
 const minRedact = 6
 
-// redact replaces the credentials p sends with "[redacted]" in s, a
-// response excerpt (an echo server would otherwise put them in the attempt
-// record).
-func (p *prepared) redact(s string) string {
-	for _, secret := range p.secrets {
+// redact replaces each of secrets (the credentials a request sends) with
+// "[redacted]" in s, a response excerpt: an echo server would otherwise put
+// them in the attempt record.
+func redact(s string, secrets []string) string {
+	for _, secret := range secrets {
 		s = strings.ReplaceAll(s, secret, "[redacted]")
 	}
 	return s
@@ -421,8 +425,18 @@ func (d *Deliverer) prepare(raw json.RawMessage, now time.Time) (*prepared, erro
 		p.bodyMode = BodyEnvelope
 	}
 
-	if u, err := url.Parse(cfg.URL); err == nil && u.User != nil {
-		fail("url", "credentials", "must not hold credentials (user:password@): use auth")
+	if u, err := url.Parse(cfg.URL); err == nil {
+		if u.User != nil {
+			fail("url", "credentials", "must not hold credentials (user:password@): use auth")
+		}
+		// Query values may be tokens (?token=..., ?sig=...): redact them
+		// from the attempt record as they are sent and as they are read.
+		for _, vs := range u.Query() {
+			for _, v := range vs {
+				p.addSecret(v)
+				p.addSecret(url.QueryEscape(v))
+			}
+		}
 	}
 
 	var keys []string

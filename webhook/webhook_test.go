@@ -50,7 +50,11 @@ func TestWireFormat(t *testing.T) {
 
 	res, err := deliver(t, d, request(cfg))
 	require.NoError(t, err)
-	require.Equal(t, outhook.DeliveryResult{StatusCode: 200, Response: `{"received":true}`}, res)
+	require.Equal(t, 200, res.StatusCode)
+	require.Equal(t, `{"received":true}`, res.Response)
+	require.Empty(t, res.ExternalID)
+	require.Equal(t, []string{deliveryID}, res.RequestHeaders["Webhook-Id"], "the request headers are reported")
+	require.Equal(t, []string{"text/plain; charset=utf-8"}, res.ResponseHeaders["Content-Type"], "the response headers are reported")
 
 	got := rcv.only(t)
 	require.Equal(t, "POST", got.Method)

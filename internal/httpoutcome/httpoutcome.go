@@ -18,6 +18,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/outhook/outhook"
@@ -33,14 +34,67 @@ type Policy struct {
 	Gone []int
 	// Now returns the time for Retry-After dates; nil means time.Now.
 	Now func() time.Time
+	// Secrets are values the deliverer sends that must not reach the
+	// attempt record (tokens, signing secrets, credentials, secret parts of
+	// URLs): they are replaced with "[redacted]" wherever they appear in
+	// the recorded request and response headers. Values shorter than
+	// MinSecret are ignored.
+	Secrets []string
+}
+
+// MinSecret is the length below which a secret is not redacted from header
+// values: replacing every "a" would garble them and protect nothing.
+const MinSecret = 6
+
+// Request returns the result of an attempt that sent req and got no
+// answer (a network error): its request headers, for the attempt record.
+func Request(req *http.Request, p Policy) outhook.DeliveryResult {
+	return outhook.DeliveryResult{RequestHeaders: Headers(req.Header, p.Secrets)}
+}
+
+// Headers returns a copy of h for an attempt record, with every secret
+// replaced by "[redacted]" wherever it appears in a value, and every value
+// that is an absolute http(s) URL redacted as safehttp.Redact does (query
+// values, userinfo, the secret path of known webhook hosts). Names are kept
+// as they are and values in their order. The client then redacts
+// credential headers by name, drops Set-Cookie from responses and bounds
+// the record (see outhook.Attempt.RequestHeaders). A nil h gives nil.
+func Headers(h http.Header, secrets []string) map[string][]string {
+	if h == nil {
+		return nil
+	}
+	out := make(map[string][]string, len(h))
+	for name, vs := range h {
+		c := make([]string, len(vs))
+		for i, v := range vs {
+			c[i] = scrub(v, secrets)
+		}
+		out[name] = c
+	}
+	return out
+}
+
+// scrub redacts the secrets in one header value.
+func scrub(v string, secrets []string) string {
+	for _, s := range secrets {
+		if len(s) >= MinSecret && strings.Contains(v, s) {
+			v = strings.ReplaceAll(v, s, outhook.Redacted)
+		}
+	}
+	if t := strings.TrimSpace(v); len(t) > 8 && (strings.HasPrefix(strings.ToLower(t), "http://") || strings.HasPrefix(strings.ToLower(t), "https://")) {
+		v = safehttp.Redact(t)
+	}
+	return v
 }
 
 // FromResponse classifies a response: a nil error for success, otherwise an
 // error wrapped as outhook expects (Permanent, Gone, RetryAfter or plain
 // retryable). The result carries the status code and body excerpt in every
-// case, for the attempt record.
+// case, for the attempt record, with the request's and the response's
+// headers (see Headers; p.Secrets are redacted from them).
 func FromResponse(req *http.Request, resp *safehttp.Response, p Policy) (outhook.DeliveryResult, error) {
-	res := outhook.DeliveryResult{StatusCode: resp.StatusCode, Response: string(resp.Body)}
+	res := outhook.DeliveryResult{StatusCode: resp.StatusCode, Response: string(resp.Body),
+		RequestHeaders: Headers(req.Header, p.Secrets), ResponseHeaders: Headers(resp.Header, p.Secrets)}
 	code := resp.StatusCode
 	if code >= 200 && code < 300 {
 		return res, nil

@@ -90,3 +90,41 @@ func TestFromError(t *testing.T) {
 	plain := errors.New("x")
 	require.Equal(t, plain, FromError(plain))
 }
+
+func TestHeaders(t *testing.T) {
+	require.Nil(t, Headers(nil, nil))
+	require.Equal(t, map[string][]string{}, Headers(http.Header{}, nil), "empty stays empty, not nil")
+
+	const token = "tok-123456"
+	h := http.Header{
+		"Content-Type":  {"application/json"},
+		"Authorization": {"Bearer " + token},
+		"X-Mixed":       {"a " + token + " b", "short"},
+		"Location":      {"https://example.com/cb?sig=abcdef&x=1"},
+		"Referer":       {"https://hooks.slack.com/services/T0/B0/XYZ"},
+		"x-not-canon":   {"kept"},
+	}
+	got := Headers(h, []string{token, "short", ""}) // "short" is below MinSecret
+	require.Equal(t, map[string][]string{
+		"Content-Type":  {"application/json"},
+		"Authorization": {"Bearer [redacted]"},
+		"X-Mixed":       {"a [redacted] b", "short"},
+		"Location":      {"https://example.com/cb?sig=[redacted]&x=[redacted]"},
+		"Referer":       {"https://hooks.slack.com/services/[redacted]"},
+		"x-not-canon":   {"kept"},
+	}, got)
+	got["Content-Type"][0] = "changed"
+	require.Equal(t, "application/json", h.Get("Content-Type"), "a copy")
+
+	req, err := http.NewRequest(http.MethodPost, "https://example.com/", nil)
+	require.NoError(t, err)
+	req.Header.Set("X-Key", token)
+	res := Request(req, Policy{Secrets: []string{token}})
+	require.Equal(t, map[string][]string{"X-Key": {"[redacted]"}}, res.RequestHeaders)
+	require.Nil(t, res.ResponseHeaders)
+
+	resp := &safehttp.Response{StatusCode: 500, Header: http.Header{"X-Echo": {token}}, Body: []byte("echo " + token)}
+	res, _ = FromResponse(req, resp, Policy{Secrets: []string{token}})
+	require.Equal(t, map[string][]string{"X-Key": {"[redacted]"}}, res.RequestHeaders)
+	require.Equal(t, map[string][]string{"X-Echo": {"[redacted]"}}, res.ResponseHeaders)
+}

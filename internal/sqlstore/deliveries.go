@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -17,8 +18,8 @@ const (
 		"updated_at, next_attempt_at, next_attempt_trigger, external_id, last_error, attempt_count"
 	deliveryColumnCount = 15
 	attemptColumns      = "delivery_id, seq, number, triggered_by, started_at, deliverer_id, duration_ns, outcome, error, " +
-		"error_class, status_code, response, external_id, retry_after_ns, next_attempt_at"
-	attemptColumnCount = 15
+		"error_class, status_code, response, external_id, retry_after_ns, next_attempt_at, request_headers, response_headers"
+	attemptColumnCount = 17
 
 	// Rows per multi-row INSERT: well under the bind limits of both
 	// databases (32,766 for SQLite, 65,535 for Postgres).
@@ -86,7 +87,33 @@ func (s *Store) attemptArgs(deliveryID string, seq int, a *outhook.Attempt) []an
 	}
 	return []any{deliveryID, seq, a.Number, string(a.Trigger), s.d.timeArg(a.StartedAt), a.DelivererID, int64(a.Duration),
 		string(a.Outcome), text(a.Error), a.ErrorClass, a.StatusCode, response, text(a.ExternalID),
-		int64(a.RetryAfter), s.d.nullTimeArg(a.NextAttemptAt)}
+		int64(a.RetryAfter), s.d.nullTimeArg(a.NextAttemptAt), headersArg(a.RequestHeaders), headersArg(a.ResponseHeaders)}
+}
+
+// headersArg encodes an attempt's headers as a JSON object of arrays of
+// strings: nil (NULL) for a nil map, "{}" for an empty one. (Invalid UTF-8
+// in a header becomes U+FFFD, as encoding/json writes it.)
+func headersArg(h map[string][]string) any {
+	if h == nil {
+		return nil
+	}
+	b, err := json.Marshal(h)
+	if err != nil {
+		return nil // unreachable: strings always encode
+	}
+	return string(b)
+}
+
+// scanHeaders decodes a column that headersArg wrote.
+func scanHeaders(col sql.NullString) (map[string][]string, error) {
+	if !col.Valid {
+		return nil, nil
+	}
+	h := map[string][]string{}
+	if err := json.Unmarshal([]byte(col.String), &h); err != nil {
+		return nil, fmt.Errorf("attempt headers: %w", err)
+	}
+	return h, nil
 }
 
 // insertStatement returns a multi-row INSERT of n rows of cols values.
@@ -212,12 +239,19 @@ func scanDelivery(row scanner) (d *outhook.Delivery, count int, err error) {
 // scanAttempt reads a row of attemptColumns.
 func scanAttempt(row scanner) (deliveryID string, seq int, a outhook.Attempt, err error) {
 	var (
-		duration, retryAfter int64
-		response             []byte
+		duration, retryAfter   int64
+		response               []byte
+		reqHeaders, resHeaders sql.NullString
 	)
 	err = row.Scan(&deliveryID, &seq, &a.Number, &a.Trigger, timeDest{&a.StartedAt}, &a.DelivererID, &duration,
-		&a.Outcome, &a.Error, &a.ErrorClass, &a.StatusCode, &response, &a.ExternalID, &retryAfter, timeDest{&a.NextAttemptAt})
+		&a.Outcome, &a.Error, &a.ErrorClass, &a.StatusCode, &response, &a.ExternalID, &retryAfter, timeDest{&a.NextAttemptAt},
+		&reqHeaders, &resHeaders)
 	a.Duration, a.RetryAfter, a.Response = time.Duration(duration), time.Duration(retryAfter), string(response)
+	if err == nil {
+		if a.RequestHeaders, err = scanHeaders(reqHeaders); err == nil {
+			a.ResponseHeaders, err = scanHeaders(resHeaders)
+		}
+	}
 	return deliveryID, seq, a, err
 }
 

@@ -47,6 +47,58 @@ func (s *Store) newBatchers() {
 	})
 	s.gets = newBatcher(s.runGets, batch.Options[*getDeliveryReq]{MaxSize: idsPerQuery, MaxFlushers: readFlushers})
 	s.versions = newBatcher(s.runVersionReads, batch.Options[*int64]{MaxSize: 1 << 20})
+	s.healths = newBatcher(s.runHealthReads, batch.Options[*healthReq]{MaxSize: idsPerQuery, MaxFlushers: readFlushers})
+}
+
+// healthReq is one read of a subscription's health (RecordDeliveryOutcome's
+// check for a success that changes nothing) and its answer.
+type healthReq struct {
+	id    string
+	h     outhook.SubscriptionHealth
+	found bool
+}
+
+// runHealthReads reads the health of the subscriptions of items in one
+// query: the deliveries finishing together are mostly of few subscriptions.
+func (s *Store) runHealthReads(ctx context.Context, items []batchItem[*healthReq]) []error {
+	errs := make([]error, len(items))
+	ids := make([]any, 0, len(items))
+	seen := map[string]bool{}
+	for _, it := range items {
+		if !seen[it.item.id] {
+			seen[it.item.id] = true
+			ids = append(ids, it.item.id)
+		}
+	}
+	err := func() error {
+		rows, err := s.db.QueryContext(ctx, s.d.rebind("SELECT id, "+healthColumns+" FROM outhook_subscriptions WHERE id IN ("+marks(len(ids))+")"), ids...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		got := map[string]outhook.SubscriptionHealth{}
+		for rows.Next() {
+			var id string
+			var h outhook.SubscriptionHealth
+			if err := rows.Scan(append([]any{&id}, healthDest(&h)...)...); err != nil {
+				return err
+			}
+			got[id] = h
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, it := range items {
+			it.item.h, it.item.found = got[it.item.id]
+		}
+		return nil
+	}()
+	if err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+	}
+	return errs
 }
 
 // byFirstArg orders bind rows by their first value, an ID.
@@ -340,7 +392,8 @@ var deliveryColumnKinds = []colKind{colText, colText, colText, colText, colText,
 // external_id, updated_at, has_attempt), then attemptArgs but the first
 // two.
 var updateColumnKinds = []colKind{colText, colText, colTime, colText, colText, colText, colTime, colBool,
-	colInt, colText, colTime, colText, colInt, colText, colText, colText, colInt, colBytes, colText, colInt, colTime}
+	colInt, colText, colTime, colText, colInt, colText, colText, colText, colInt, colBytes, colText, colInt, colTime,
+	colNullText, colNullText}
 
 // columnArrays turns bind rows into one array per column, for statements
 // that unnest them. A nil value stands for NULL, or for the zero value in

@@ -13,6 +13,8 @@ type queries struct {
 	insertSubscription      string
 	updateSubscription      string
 	setSubscriptionDisabled string
+	lockHealth              string
+	setHealth               string
 	deleteSubscription      string
 	unindexSubscription     string
 	getSubscription         string
@@ -40,11 +42,21 @@ const versionKey = "'subscriptions_version'"
 
 func newQueries(d Dialect) queries {
 	q := queries{
-		insertSubscription: `INSERT INTO outhook_subscriptions (` + subColumns + `) VALUES (` + marks(10) + `) ON CONFLICT (id) DO NOTHING`,
+		insertSubscription: `INSERT INTO outhook_subscriptions (` + subWriteColumns + `) VALUES (` + marks(10) + `) ON CONFLICT (id) DO NOTHING`,
 		updateSubscription: `UPDATE outhook_subscriptions SET name = ?, events = ?, deliverer_id = ?, config = ?, disabled = ?,
 			disabled_reason = ?, filter = ?, created_at = ?, updated_at = ? WHERE id = ?`,
-		setSubscriptionDisabled: `UPDATE outhook_subscriptions SET disabled = ?, disabled_reason = ?, updated_at = ? WHERE id = ?
-			RETURNING ` + subColumns,
+		// Enabling a disabled subscription starts its run of failures
+		// afresh; the right-hand sides read the row as it was.
+		setSubscriptionDisabled: `UPDATE outhook_subscriptions SET disabled = ?, disabled_reason = ?, updated_at = ?,
+			health_failures = CASE WHEN disabled AND NOT ? THEN 0 ELSE health_failures END,
+			health_failing_since = CASE WHEN disabled AND NOT ? THEN NULL ELSE health_failing_since END
+			WHERE id = ? RETURNING ` + subColumns,
+		// Takes the row's write lock first (a no-op update), so that the
+		// read and the update of RecordDeliveryOutcome are one step on
+		// both databases.
+		lockHealth: `UPDATE outhook_subscriptions SET health_failures = health_failures WHERE id = ? RETURNING ` + healthColumns,
+		setHealth: `UPDATE outhook_subscriptions SET health_failures = ?, health_failing_since = ?, health_last_failure_at = ?,
+			health_last_success_at = ? WHERE id = ?`,
 		deleteSubscription:  `DELETE FROM outhook_subscriptions WHERE id = ?`,
 		unindexSubscription: `DELETE FROM outhook_subscription_events WHERE subscription_id = ?`,
 		getSubscription:     `SELECT ` + subColumns + ` FROM outhook_subscriptions WHERE id = ?`,
@@ -79,7 +91,7 @@ func newQueries(d Dialect) queries {
 			WHERE id = ? RETURNING id, attempt_count)
 		INSERT INTO outhook_attempts (` + attemptColumns + `)
 		SELECT u.id, u.attempt_count, ?::integer, ?::text, ?::timestamptz, ?::text, ?::bigint, ?::text, ?::text, ?::text,
-			?::integer, ?::bytea, ?::text, ?::bigint, ?::timestamptz FROM u`
+			?::integer, ?::bytea, ?::text, ?::bigint, ?::timestamptz, ?::text, ?::text FROM u`
 	}
 	if d.kind == kindPostgres {
 		q.insertDeliveries = `INSERT INTO outhook_deliveries (` + deliveryColumns + `)
@@ -95,10 +107,10 @@ func newQueries(d Dialect) queries {
 		q.updateDeliveries = `WITH i AS (
 			SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::timestamptz[],
 				$8::boolean[], $9::integer[], $10::text[], $11::timestamptz[], $12::text[], $13::bigint[], $14::text[], $15::text[],
-				$16::text[], $17::integer[], $18::bytea[], $19::text[], $20::bigint[], $21::timestamptz[])
+				$16::text[], $17::integer[], $18::bytea[], $19::text[], $20::bigint[], $21::timestamptz[], $22::text[], $23::text[])
 			AS t(id, status, next_attempt_at, next_attempt_trigger, last_error, external_id, updated_at, has_attempt,
 				number, triggered_by, started_at, deliverer_id, duration_ns, outcome, error, error_class, status_code,
-				response, a_external_id, retry_after_ns, a_next_attempt_at)
+				response, a_external_id, retry_after_ns, a_next_attempt_at, request_headers, response_headers)
 		), u AS (
 			UPDATE outhook_deliveries d SET status = i.status, next_attempt_at = i.next_attempt_at,
 				next_attempt_trigger = i.next_attempt_trigger, last_error = i.last_error,
@@ -109,14 +121,15 @@ func newQueries(d Dialect) queries {
 		), a AS (
 			INSERT INTO outhook_attempts (` + attemptColumns + `)
 			SELECT u.id, u.attempt_count, i.number, i.triggered_by, i.started_at, i.deliverer_id, i.duration_ns, i.outcome,
-				i.error, i.error_class, i.status_code, i.response, i.a_external_id, i.retry_after_ns, i.a_next_attempt_at
+				i.error, i.error_class, i.status_code, i.response, i.a_external_id, i.retry_after_ns, i.a_next_attempt_at,
+				i.request_headers, i.response_headers
 			FROM u JOIN i ON i.id = u.id WHERE i.has_attempt
 		)
 		SELECT id FROM u`
 		q.getDeliveries = `SELECT ` + deliveryColumns + ` FROM outhook_deliveries WHERE id = ANY($1::text[])`
 	}
 	for _, p := range []*string{
-		&q.insertSubscription, &q.updateSubscription, &q.setSubscriptionDisabled, &q.deleteSubscription,
+		&q.insertSubscription, &q.updateSubscription, &q.setSubscriptionDisabled, &q.lockHealth, &q.setHealth, &q.deleteSubscription,
 		&q.unindexSubscription, &q.getSubscription, &q.listSubscriptions, &q.exactMatches, &q.patternMatches,
 		&q.bumpVersion, &q.readVersion, &q.getDelivery, &q.deliveryAttempts, &q.updateDelivery,
 		&q.reopenDelivery, &q.deliveryStatus, &q.updateDeliveryWithAttempt,

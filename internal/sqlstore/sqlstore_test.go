@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -120,7 +121,7 @@ func TestCheckAndMigrate(t *testing.T) {
 	db := openSQLite(t)
 	err := Check(ctx, db, SQLite())
 	require.ErrorIs(t, err, ErrSchema)
-	require.EqualError(t, err, "outhook: sqlite: the outhook tables are missing or out of date (schema version 0, want 1): run sqlite.Migrate(ctx, db) first")
+	require.EqualError(t, err, "outhook: sqlite: the outhook tables are missing or out of date (schema version 0, want "+strconv.Itoa(SchemaVersion)+"): run sqlite.Migrate(ctx, db) first")
 	_, err = New(ctx, db, SQLite(), nil)
 	require.ErrorIs(t, err, ErrSchema)
 

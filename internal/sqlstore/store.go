@@ -92,6 +92,7 @@ type Store struct {
 	updates  *batch.Batcher[*updateReq]
 	gets     *batch.Batcher[*getDeliveryReq]
 	versions *batch.Batcher[*int64] // reads of the subscription version
+	healths  *batch.Batcher[*healthReq]
 
 	// The routing cache, guarded by mu.
 	mu         sync.RWMutex
@@ -214,8 +215,8 @@ func (s *Store) jsonArg(what string, doc []byte) (any, error) {
 	return string(doc), nil
 }
 
-// subArgs are the bind values of a subscription's columns, in subColumns
-// order.
+// subArgs are the bind values of a subscription's columns, in
+// subWriteColumns order.
 func (s *Store) subArgs(sub *outhook.Subscription) ([]any, error) {
 	if sub == nil {
 		return nil, s.badInput("subscription is nil")
@@ -254,7 +255,14 @@ func (s *Store) subArgs(sub *outhook.Subscription) ([]any, error) {
 		text(sub.DisabledReason), filter, s.d.timeArg(sub.CreatedAt), s.d.timeArg(sub.UpdatedAt)}, nil
 }
 
-const subColumns = "id, name, events, deliverer_id, config, disabled, disabled_reason, filter, created_at, updated_at"
+// subWriteColumns are the columns of a subscription that CreateSubscription
+// and UpdateSubscription write; subColumns adds its health, which only
+// RecordDeliveryOutcome and SetSubscriptionDisabled change.
+const (
+	subWriteColumns = "id, name, events, deliverer_id, config, disabled, disabled_reason, filter, created_at, updated_at"
+	subColumns      = subWriteColumns + ", " + healthColumns
+	healthColumns   = "health_failures, health_failing_since, health_last_failure_at, health_last_success_at"
+)
 
 // prefixed returns a column list with each column qualified by alias.
 func prefixed(alias, cols string) string {
@@ -270,6 +278,7 @@ func scanSubscription(row scanner, extra ...any) (*outhook.Subscription, error) 
 	)
 	dest := append(extra[:len(extra):len(extra)], &sub.ID, &sub.Name, &events, &sub.DelivererID, &config, &sub.Disabled,
 		&sub.DisabledReason, &filter, timeDest{&sub.CreatedAt}, timeDest{&sub.UpdatedAt})
+	dest = append(dest, healthDest(&sub.Health)...)
 	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
@@ -402,7 +411,8 @@ func (s *Store) SetSubscriptionDisabled(ctx context.Context, id string, disabled
 	var sub *outhook.Subscription
 	err := s.changeSubscriptions(ctx, op, func(tx *sql.Tx) error {
 		var err error
-		sub, err = scanSubscription(tx.QueryRowContext(ctx, s.q.setSubscriptionDisabled, disabled, text(reason), s.d.timeArg(at), id))
+		sub, err = scanSubscription(tx.QueryRowContext(ctx, s.q.setSubscriptionDisabled, disabled, text(reason), s.d.timeArg(at),
+			disabled, disabled, id))
 		if errors.Is(err, sql.ErrNoRows) {
 			return notFound("subscription", id)
 		}
