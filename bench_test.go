@@ -98,10 +98,15 @@ func BenchmarkEmitHookNoListener(b *testing.B) {
 // BenchmarkEmitToDelivery measures the whole in-memory path per event: emit,
 // validation, the integration subscriber, routing to one subscription, the
 // delivery record, and one successful attempt recorded.
-func BenchmarkEmitToDelivery(b *testing.B) {
+func BenchmarkEmitToDelivery(b *testing.B) { benchEmitToDelivery(b, &outhook.Config{}) }
+
+// benchEmitToDelivery is BenchmarkEmitToDelivery on a client configured by
+// cfg (its registry, deliverers and store are set here).
+func benchEmitToDelivery(b *testing.B, cfg *outhook.Config) {
 	d := &countingDeliverer{}
-	c := benchClient(b, &outhook.Config{Registry: newIncidentRegistry(b), Deliverers: []outhook.Deliverer{d},
-		Store: outhook.NewMemoryStore(&outhook.MemoryStoreConfig{MaxFinishedDeliveries: 1000})})
+	cfg.Registry, cfg.Deliverers = newIncidentRegistry(b), []outhook.Deliverer{d}
+	cfg.Store = outhook.NewMemoryStore(&outhook.MemoryStoreConfig{MaxFinishedDeliveries: 1000})
+	c := benchClient(b, cfg)
 	if _, err := c.CreateSubscription(context.Background(), outhook.Subscription{Events: []string{createdEvent}, DelivererID: "count"}); err != nil {
 		b.Fatal(err)
 	}
