@@ -62,6 +62,9 @@
 //     is admitted; without it, the job waits for a handler subscribed later.
 //   - Subscribe: groups subscribed before and after Start both run; a
 //     second Subscribe of a group fails.
+//   - Stats: for a [queue.StatsReporter], jobs due now count as ready
+//     before Start, jobs due later as delayed once a node has seen them, a
+//     job its handler gave up on as dead, and finished jobs not at all.
 //
 // Subtests that need a flag the harness does not set are skipped with a
 // message naming it: CrashedNode needs Crash; Attempts/Restart needs
