@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/outhook/outhook"
+	"github.com/outhook/outhook/internal/faulttest"
 	"github.com/outhook/outhook/internal/servicetest"
 	"github.com/outhook/outhook/outhooktest"
 	"github.com/outhook/outhook/postgres"
@@ -305,38 +306,9 @@ func TestFaultPoisonedJobClient(t *testing.T) {
 	require.Equal(t, []string{"bad-row", "ok-0", "ok-1", "ok-2", "ok-3", "ok-4"}, audited)
 	mu.Unlock()
 
-	// The bad payload: a failed event of the audit listener, with the
-	// decoding error of its one attempt.
-	failed, err := c.FailedEvents(ctx, 10)
-	require.NoError(t, err)
-	require.Len(t, failed, 1, "%+v", failed)
-	require.Equal(t, "audit", failed[0].Group)
-	require.Equal(t, "incident.created", failed[0].HookID)
-	require.Equal(t, 1, failed[0].Attempts, "a payload that cannot decode is not retried")
-	for _, e := range failed[0].Errors {
-		require.Contains(t, e.Error, `outhook: decode payload of hook "incident.created"`)
-		require.Contains(t, e.Error, "cannot unmarshal number")
-	}
-
-	// The bad row: dead in the queue, with River's decoding error, run
-	// once. The client does not list it among its failed events: a row
-	// that does not decode names no hook or listener.
-	dead, err := q.Dead(ctx, 10)
-	require.NoError(t, err)
-	var poisoned []string
-	for _, j := range dead {
-		if j.Group == "" {
-			require.Len(t, j.Errors, 1, "%+v", j)
-			poisoned = append(poisoned, j.Errors[0].Error)
-			require.Contains(t, string(j.Payload), `bad-row`, "the raw args are kept")
-		}
-	}
-	require.Len(t, poisoned, 1)
-	require.Contains(t, poisoned[0], "cannot unmarshal number")
-
-	ds, err := c.Deliveries(ctx, outhook.DeliveryQuery{Status: outhook.DeliverySucceeded})
-	require.NoError(t, err)
-	require.Len(t, ds, len(want)+1)
+	// The bad payload: a failed event of the audit listener. The bad row:
+	// dead in the queue with River's decoding error.
+	faulttest.AssertPoisoned(t, ctx, c, q, "audit", "incident.created", "bad-row", len(want)+1)
 }
 
 // lostEmitter is what one emitting goroutine saw.

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/outhook/outhook"
+	"github.com/outhook/outhook/internal/faulttest"
 	"github.com/outhook/outhook/internal/sqlstore"
 	"github.com/outhook/outhook/outhooktest"
 	"github.com/outhook/outhook/riverqueue"
@@ -220,42 +221,13 @@ func TestFaultPoisonedJobClient(t *testing.T) {
 	require.Equal(t, []string{"bad-group", "ok-0", "ok-1", "ok-2", "ok-3", "ok-4"}, audited)
 	mu.Unlock()
 
-	// The bad payload: a failed event of the audit listener, with the
-	// decoding error of its one attempt.
-	failed, err := c.FailedEvents(ctx, 10)
-	require.NoError(t, err)
-	require.Len(t, failed, 1, "%+v", failed)
-	require.Equal(t, "audit", failed[0].Group)
-	require.Equal(t, "note.added", failed[0].HookID)
-	require.Equal(t, 1, failed[0].Attempts, "a payload that cannot decode is not retried")
-	for _, e := range failed[0].Errors {
-		require.Contains(t, e.Error, `outhook: decode payload of hook "note.added"`)
-		require.Contains(t, e.Error, "cannot unmarshal number")
-	}
-
-	// The bad row: dead in the queue, run once, with the decoding error.
-	// The client does not list it among its failed events: a row that
-	// does not decode names no hook or listener.
+	// The bad payload: a failed event of the audit listener. The bad row:
+	// dead in the queue with the decoding error.
 	//
 	// (Args that are not JSON at all are dead-lettered too, and the other
 	// jobs run; but River's SQLite JobList fails with "malformed JSON" on
 	// such a row, which River guards against only in its fetch: Dead, and
 	// so FailedEvents, fail for as long as the dead row is kept, and
 	// WaitIdle may while it is live.)
-	dead, err := q.Dead(ctx, 10)
-	require.NoError(t, err)
-	var reasons []string
-	for _, j := range dead {
-		if j.Group == "" {
-			require.Len(t, j.Errors, 1, "%+v", j)
-			reasons = append(reasons, j.Errors[0].Error)
-			require.Contains(t, string(j.Payload), "bad-group", "the raw args are kept")
-		}
-	}
-	require.Len(t, reasons, 1, "%q", reasons)
-	require.Contains(t, reasons[0], "cannot unmarshal number")
-
-	ds, err := c.Deliveries(ctx, outhook.DeliveryQuery{Status: outhook.DeliverySucceeded})
-	require.NoError(t, err)
-	require.Len(t, ds, len(want)+1)
+	faulttest.AssertPoisoned(t, ctx, c, q, "audit", "note.added", "bad-group", len(want)+1)
 }
