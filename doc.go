@@ -48,12 +48,33 @@
 //
 // A Subscription selects events by ID or pattern ("*" for one segment, a
 // final "**" for the rest), names a Deliverer and its configuration, and may
-// filter on a payload field (Filter: any of these values appears in the
-// field, scalar or array). The client validates a subscription when it is
-// created or updated: events must be registered, the deliverer must exist,
-// and the deliverer must accept the configuration; errors match
+// filter the payload: Filter.Expr is a CEL expression over payload (after
+// the event's transform), type-checked against the event's JSON Schema when
+// the subscription is saved (a FilterError names the line and column) and
+// bounded by FilterCostLimit when it runs; Filter.Field and AnyOf keep the
+// simple form (any of these values appears in the field, scalar or array).
+// Events a filter turns away are counted (Client.FilterStats), not recorded
+// as failures. The client validates a subscription when it is created or
+// updated: events must be registered, the deliverer must exist, and the
+// deliverer must accept the configuration; errors match
 // ErrInvalidSubscription and name the field. Subscriptions live in a Store
 // (MemoryStore by default), which routes through an index by event ID.
+//
+// # Endpoint health
+//
+// Each subscription keeps its health (Subscription.Health): the deliveries
+// that failed for good in a row, and since when it has been failing; any
+// success resets it. A subscription is disabled at once when its
+// destination answers 410 Gone, after it has failed for
+// Config.DisableAfterFailingFor (5 days by default), or after
+// Config.DisableAfterFailures failed deliveries in a row (off by default);
+// enabling it again resets its health. The client registers outhook's own
+// operational events in its registry, under plugin "outhook":
+// outhook.delivery.failing, outhook.delivery.exhausted,
+// outhook.subscription.disabled and outhook.subscription.recovered, which
+// operators subscribe to like any other event. Deliveries of these events
+// never emit them, so a failing subscription to "outhook.**" cannot feed
+// itself.
 //
 // # Deliveries and retries
 //
