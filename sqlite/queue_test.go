@@ -246,14 +246,8 @@ type note struct {
 // TestClientOnSQLite runs an outhook client on the SQLite queue and store,
 // with EmitHookTx in a database/sql transaction of the same file.
 func TestClientOnSQLite(t *testing.T) {
-	db, err := sqlite.Open(filepath.Join(t.TempDir(), "app.db"))
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = db.Close() })
-	require.NoError(t, sqlite.Migrate(t.Context(), db))
-	store, err := sqlite.NewStore(t.Context(), db, nil)
-	require.NoError(t, err)
-	q, err := sqlite.NewQueue(db, queueTestConfig())
-	require.NoError(t, err)
+	db, q, store := newClientParts(t, "app.db")
+	var err error
 
 	reg := outhook.NewEventRegistry()
 	hook := outhook.MustNewHook[note]("note.added")
@@ -279,4 +273,19 @@ func TestClientOnSQLite(t *testing.T) {
 
 	outhooktest.WaitIdle(t, c)
 	outhooktest.AssertDelivered(t, fake, "notes.note.added", note{ID: "n1"}, note{ID: "n2"})
+}
+
+// newClientParts opens a new migrated file named name, closed when the test
+// ends, and makes a queue (test configuration) and a store on it.
+func newClientParts(t *testing.T, name string) (*sql.DB, *sqlite.Queue, *sqlite.Store) {
+	t.Helper()
+	db, err := sqlite.Open(filepath.Join(t.TempDir(), name))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	require.NoError(t, sqlite.Migrate(t.Context(), db))
+	store, err := sqlite.NewStore(t.Context(), db, nil)
+	require.NoError(t, err)
+	q, err := sqlite.NewQueue(db, queueTestConfig())
+	require.NoError(t, err)
+	return db, q, store
 }

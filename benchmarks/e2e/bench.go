@@ -446,15 +446,7 @@ func (b *bench) emitFor(ctx context.Context, sp *rowSpec, sys system, t *tally, 
 			emitted.Add(1)
 		}
 	}
-	if sp.emitters <= 1 {
-		work()
-	} else {
-		var wg sync.WaitGroup
-		for range sp.emitters {
-			wg.Go(work)
-		}
-		wg.Wait()
-	}
+	runEmitters(sp.emitters, work)
 	return emitted.Load(), firstErr
 }
 
@@ -574,15 +566,7 @@ func (b *bench) latency(sp *rowSpec, sys system) (res latencyResult, err error) 
 			emitted.Add(1)
 		}
 	}
-	if sp.emitters <= 1 {
-		work()
-	} else {
-		var wg sync.WaitGroup
-		for range sp.emitters {
-			wg.Go(work)
-		}
-		wg.Wait()
-	}
+	runEmitters(sp.emitters, work)
 	res.events = emitted.Load()
 	// The schedule's span is (n-1) intervals; offered over the span the
 	// emits took (at least that), plus one interval for the last event.
@@ -1051,4 +1035,18 @@ func targets(rep *Report) []Target {
 		out = append(out, Target{Target: "outhook-sqlite deliveries/s >= 2000", Value: sq.DeliveriesPerS, Limit: 2000, Met: sq.DeliveriesPerS >= 2000})
 	}
 	return out
+}
+
+// runEmitters runs work in n goroutines (in this one when n is at most 1)
+// and returns when all have.
+func runEmitters(n int, work func()) {
+	if n <= 1 {
+		work()
+		return
+	}
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(work)
+	}
+	wg.Wait()
 }
