@@ -656,7 +656,7 @@ func TestBroadcastNodes(t *testing.T) {
 			return queue.Result{}
 		}, queue.GroupOptions{Broadcast: true}))
 	}
-	ctx := ctxFor(t, 30*time.Second)
+	ctx := ctxFor(t, 90*time.Second)
 	require.NoError(t, a.q.Start(ctx))
 	require.NoError(t, b.q.Start(ctx))
 
@@ -674,8 +674,11 @@ func TestBroadcastNodes(t *testing.T) {
 		require.NoError(t, a.pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE args->>'id' = $1 AND state <> 'completed'`, id).Scan(&n))
 		return n
 	}
-	// ...until a deletes it, once b has been silent for NodeTimeout.
-	waitFor(t, 10*time.Second, "the copy addressed to the silent node to be deleted", func() bool { return countFor("2") == 0 })
+	// ...until a deletes it, once b has been silent for NodeTimeout. (The
+	// bound is generous: under the race detector, with other packages'
+	// tests on the same two cores, CI twice saw 10 s go by; the cause is
+	// not established, see the closing note of that session.)
+	waitFor(t, 60*time.Second, "the copy addressed to the silent node to be deleted", func() bool { return countFor("2") == 0 })
 	require.NoError(t, a.q.Enqueue(ctx, &queue.Job{ID: "3", Group: "cache"}))
 	recA.await(t, 10*time.Second, "node a", func() bool { return len(recA.of("3")) == 1 })
 	require.NoError(t, a.q.WaitIdle(ctx))
