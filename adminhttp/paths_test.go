@@ -192,3 +192,159 @@ func FuzzPropertyPaths(f *testing.F) {
 		}
 	})
 }
+
+// fanOut is a schema whose one property "p" reaches the schema last by
+// 2^17 routes (each level an anyOf of two references to the next), so that
+// the walk visits last until maxSchemaVisits.
+func fanOut(last string, more ...string) string {
+	var defs []string
+	for i := range 17 {
+		defs = append(defs, fmt.Sprintf(`"L%d":{"anyOf":[{"$ref":"#/$defs/L%d"},{"$ref":"#/$defs/L%d"}]}`, i, i+1, i+1))
+	}
+	defs = append(defs, `"L17":`+last)
+	return `{"$defs":{` + strings.Join(defs, ",") + `},"properties":{"p":{"$ref":"#/$defs/L0"}}` +
+		strings.Join(append([]string{""}, more...), ",") + `}`
+}
+
+// fanOutRefs is the bytes of the references of fanOut resolved: each
+// once.
+func fanOutRefs(last string) int {
+	n := len(last)
+	for i := range 18 {
+		n += len(fmt.Sprintf("#/$defs/L%d", i))
+	}
+	return n
+}
+
+// TestPropertyPathsReferenceWork: a reference is resolved once per call
+// however often the walk meets it, so that the work of resolving grows with
+// the references' length, not with their length times the visits; and it
+// stays within maxRefWork whatever the schema.
+func TestPropertyPathsReferenceWork(t *testing.T) {
+	deep := func(levels int) (ref, schema string) {
+		ref = "#/deep" + strings.Repeat("/a", levels)
+		return ref, fanOut(`{"$ref":"`+ref+`"}`, `"deep":`+strings.Repeat(`{"a":`, levels)+`{}`+strings.Repeat(`}`, levels))
+	}
+	deep500, deep500Schema := deep(500)
+	deep5000, deep5000Schema := deep(5000)
+	cases := []struct {
+		name, ref, schema string
+	}{
+		// A pointer to nowhere, 10 KB and 100 KB long: 0.6 s and 8 s before.
+		{"10 KB pointer", "#/" + strings.Repeat("a", 10_000), ""},
+		{"100 KB pointer", "#/" + strings.Repeat("a", 100_000), ""},
+		// A pointer 500 and 5,000 tokens deep, to a schema: 5,000 took 9 s.
+		{"500 tokens", deep500, deep500Schema},
+		{"5,000 tokens", deep5000, deep5000Schema},
+	}
+	var works []int
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if c.schema == "" {
+				c.schema = fanOut(`{"$ref":"` + c.ref + `"}`)
+			}
+			w, err := walkSchema(json.RawMessage(c.schema))
+			require.NoError(t, err)
+			require.Equal(t, []string{"p"}, w.out)
+			require.True(t, w.truncated, "cut short at maxSchemaVisits, as before")
+			require.Greater(t, w.visits, maxSchemaVisits, "the schema makes the walk meet the long reference thousands of times")
+			require.Equal(t, fanOutRefs(c.ref), w.refWork, "each reference resolved once")
+			require.LessOrEqual(t, w.refWork, maxRefWork)
+			works = append(works, w.refWork)
+		})
+	}
+	if len(works) == len(cases) {
+		// Ten times the pointer, ten times its bytes once: not ten times the
+		// work of every visit, which would be some 25,000 times the pointer.
+		require.Less(t, works[1], 10*works[0])
+		require.Less(t, works[3], 10*works[2])
+	}
+
+	t.Run("past maxRefWork", func(t *testing.T) {
+		// One pointer longer than the budget, and references that together
+		// are: those past the budget are not resolved, however many.
+		long := "#/" + strings.Repeat("a", maxRefWork)
+		var props []string
+		for i := range 100 {
+			props = append(props, fmt.Sprintf(`"q%02d":{"$ref":"#/%d%s"}`, i, i, strings.Repeat("b", maxRefWork/50)))
+		}
+		for _, schema := range []string{
+			fanOut(`{"$ref":"` + long + `"}`),
+			`{"properties":{` + strings.Join(props, ",") + `}}`,
+		} {
+			w, err := walkSchema(json.RawMessage(schema))
+			require.NoError(t, err)
+			require.True(t, w.truncated)
+			require.LessOrEqual(t, w.refWork, maxRefWork)
+			requireBoundedPaths(t, w.out)
+		}
+	})
+
+	t.Run("a pointer to a reference", func(t *testing.T) {
+		// The walker replaces the "$ref" strings it has met (see schemaRef):
+		// a pointer to one still finds no schema, as before.
+		for _, schema := range []string{
+			`{"properties":{"a":{"$ref":"#/$defs/A"},"b":{"$ref":"#/properties/a/$ref"}},"$defs":{"A":{"properties":{"x":{}}}}}`,
+			`{"properties":{"b":{"$ref":"#/properties/a/$ref"},"a":{"$ref":"#/$defs/A"}},"$defs":{"A":{"properties":{"x":{}}}}}`,
+		} {
+			paths, truncated, err := PropertyPaths(json.RawMessage(schema))
+			require.NoError(t, err)
+			require.False(t, truncated)
+			require.Equal(t, []string{"a", "a.x", "b"}, paths)
+		}
+	})
+}
+
+// TestPropertyPathsPathWork: a long property name met again and again (here
+// 25,000 times through alternatives: 1.7 s for a 100 KB name before) costs
+// at most maxPathWork bytes of paths built.
+func TestPropertyPathsPathWork(t *testing.T) {
+	for _, n := range []int{10_000, 100_000} {
+		name := strings.Repeat("n", n)
+		w, err := walkSchema(json.RawMessage(fanOut(`{"properties":{"` + name + `":{}}}`)))
+		require.NoError(t, err)
+		require.Equal(t, []string{"p", "p." + name}, w.out)
+		require.True(t, w.truncated)
+		require.LessOrEqual(t, w.pathWork, maxPathWork+1)
+	}
+	// An ordinary schema, however deep, is far from the bound.
+	w, err := walkSchema(json.RawMessage(strings.Repeat(`{"properties":{"x":`, 100) + `{}` + strings.Repeat(`}}`, 100)))
+	require.NoError(t, err)
+	require.Less(t, w.pathWork, 2*MaxPropertyDepth*MaxPropertyDepth)
+}
+
+// TestPropertyPathsArrayIndex: a JSON pointer token into an array is an
+// index as RFC 6901 (section 4) writes one, "0" or digits without a leading
+// "0", or refers to no element.
+func TestPropertyPathsArrayIndex(t *testing.T) {
+	var elems []string
+	for i := range 11 {
+		elems = append(elems, fmt.Sprintf(`{"properties":{"e%d":{}}}`, i))
+	}
+	paths := func(tok string) []string {
+		schema := `{"x":[` + strings.Join(elems, ",") + `],"properties":{"r":{"$ref":"#/x/` + tok + `"}}}`
+		paths, truncated, err := PropertyPaths(json.RawMessage(schema))
+		require.NoError(t, err)
+		require.False(t, truncated)
+		return paths
+	}
+	for tok, want := range map[string]string{
+		"0": "e0", "1": "e1", "10": "e10",
+		"%31": "e1", // a URI fragment is unescaped first (RFC 6901, section 6)
+	} {
+		require.Equal(t, []string{"r", "r." + want}, paths(tok), "%q", tok)
+	}
+	for _, tok := range []string{"01", "00", "+1", "-1", "1x", "x1", " 1", "1 ", "", "-", "0x1", "1e0", "1.0",
+		"１", "%2B1", "11", "99999999999999999999999"} {
+		require.Equal(t, []string{"r"}, paths(tok), "%q refers to no element", tok)
+	}
+	for tok, want := range map[string]int{"0": 0, "7": 7, "120": 120} {
+		i, ok := arrayIndex(tok)
+		require.True(t, ok, tok)
+		require.Equal(t, want, i)
+	}
+	for _, tok := range []string{"", "-", "01", "+0", "-0", "٣", "9223372036854775808"} {
+		_, ok := arrayIndex(tok)
+		require.False(t, ok, tok)
+	}
+}
