@@ -1,11 +1,28 @@
-// Command incidents is outhook's main demo. An "incident" plugin defines
-// three hooks, registers them as integration events and emits incidents.
-// Three subscriptions send them on: signed Standard Webhooks to a receiver
-// that verifies every signature, Slack messages and PagerDuty events, each
-// to a local stand-in this program starts on 127.0.0.1. The webhook receiver
-// fails its first request, so the demo shows a retry; a payload that breaks
-// the hook's validation rules, and a subscription with a bad secret, show
-// the errors outhook returns. It ends by printing the delivery log.
+// Command incidents is outhook's main demo, written to be read top to bottom
+// by a plugin author. An "incident" plugin defines three hooks, registers
+// them as integration events and emits incidents; subscriptions send them
+// on to local stand-ins this program starts on 127.0.0.1: webhook receivers
+// that verify every Standard Webhooks signature, Slack and PagerDuty. It
+// runs on the in-memory default, with nothing to install, in a few seconds,
+// and prints, section by section:
+//
+//  1. the registered events, outhook's own operational events among them;
+//  2. the subscriptions, stored with their secrets masked, and one with a
+//     bad secret refused;
+//  3. a test event sent to Slack;
+//  4. incidents emitted: a payload that breaks the hook's validation rules
+//     refused, a webhook retried after its receiver fails once, and the
+//     delivery log;
+//  5. a CEL payload filter that lets only critical database incidents
+//     through, the filter counters, and a filter that does not type-check
+//     refused with its line and column;
+//  6. endpoint health: a partner endpoint that keeps failing is disabled
+//     after two failed deliveries, and outhook's operational events
+//     (delivery exhausted, subscription disabled) reach a Slack channel;
+//  7. recovery: the endpoint is fixed, the subscription enabled again, and
+//     Client.Recover sends the failed deliveries again, which now succeed.
+//
+// The stand-ins live in standins.go.
 //
 //	go run ./examples/incidents
 package main
@@ -18,13 +35,10 @@ import (
 	"io"
 	"log"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -74,7 +88,8 @@ func registerIncidentEvents(reg *outhook.EventRegistry) error {
 		DisplayName: "Incident Created",
 		Description: "Fires when a new incident is created",
 		Category:    outhook.CategoryIncidents,
-		// Subscribers get an external-friendly shape.
+		// Subscribers get an external-friendly shape. Filters see this
+		// shape too: severity is upper case here.
 		TransformPayload: func(p IncidentCreated) (map[string]any, error) {
 			return map[string]any{
 				"incidentId":       p.IncidentID,
@@ -97,143 +112,88 @@ func registerIncidentEvents(reg *outhook.EventRegistry) error {
 	return errors.Join(err1, err2, err3)
 }
 
-// ---- local stand-ins for the outside world ----
-
-// standIns are the loopback servers the demo delivers to. Each prints what
-// it receives.
-type standIns struct {
-	out      io.Writer
-	verifier *webhook.Verifier
-	requests atomic.Int32
-}
-
-// receiver is a webhook endpoint: it verifies the Standard Webhooks
-// signature of every request and fails the first one on purpose.
-func (s *standIns) receiver(w http.ResponseWriter, r *http.Request) {
-	n := s.requests.Add(1)
-	body, _ := io.ReadAll(r.Body)
-	var msg struct {
-		Type string          `json:"type"`
-		Data json.RawMessage `json:"data"`
-	}
-	_ = json.Unmarshal(body, &msg)
-	verified := "signature verified"
-	if err := s.verifier.Verify(body, r.Header); err != nil {
-		verified = "SIGNATURE REJECTED: " + err.Error()
-	}
-	if n == 1 {
-		fmt.Fprintf(s.out, "  webhook   #%d %-27s %s -> 503 (failing once on purpose)\n", n, msg.Type, verified)
-		http.Error(w, "warming up", http.StatusServiceUnavailable)
-		return
-	}
-	fmt.Fprintf(s.out, "  webhook   #%d %-27s %s -> 204  id=%s\n", n, msg.Type, verified, r.Header.Get("webhook-id"))
-	w.WriteHeader(http.StatusNoContent)
-}
-
-// slack stands in for https://hooks.slack.com/services/...
-func (s *standIns) slack(w http.ResponseWriter, r *http.Request) {
-	var msg struct {
-		Text string `json:"text"`
-	}
-	_ = json.NewDecoder(r.Body).Decode(&msg)
-	fmt.Fprintf(s.out, "  slack     %s\n", msg.Text)
-	_, _ = io.WriteString(w, "ok")
-}
-
-// pagerDuty stands in for https://events.pagerduty.com/v2/enqueue.
-func (s *standIns) pagerDuty(w http.ResponseWriter, r *http.Request) {
-	var ev struct {
-		Action   string `json:"event_action"`
-		DedupKey string `json:"dedup_key"`
-		Payload  *struct {
-			Summary  string `json:"summary"`
-			Severity string `json:"severity"`
-		} `json:"payload"`
-	}
-	_ = json.NewDecoder(r.Body).Decode(&ev)
-	line := fmt.Sprintf("  pagerduty %s %s dedup_key=%s", r.URL.Path, ev.Action, ev.DedupKey)
-	if ev.Payload != nil {
-		line += fmt.Sprintf(" severity=%s summary=%q", ev.Payload.Severity, ev.Payload.Summary)
-	}
-	fmt.Fprintln(s.out, line)
-	w.WriteHeader(http.StatusAccepted)
-	_, _ = fmt.Fprintf(w, `{"status":"success","message":"Event processed","dedup_key":%q}`, ev.DedupKey)
-}
-
-// serve starts handler on a loopback port and returns its URL.
-func serve(handler http.HandlerFunc) (url string, stop func(), err error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(ln)
-	}()
-	return "http://" + ln.Addr().String(), func() { _ = srv.Close(); <-done }, nil
-}
+// ---- the demo ----
 
 func main() {
-	if err := run(os.Stdout); err != nil {
+	if _, err := run(os.Stdout); err != nil {
 		log.Fatal(err)
 	}
 }
 
-// lockedWriter lets the stand-ins' goroutines and the main one print to one
-// writer.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+// summary is what the demo observed, for its test.
+type summary struct {
+	// FilterStats are the client's filter counters after section 5.
+	FilterStats outhook.FilterStats
+	// DBCritical are the messages the CEL-filtered #db-critical channel
+	// received.
+	DBCritical []string
+	// Disabled is the partner's subscription once outhook disabled it.
+	Disabled outhook.Subscription
+	// OpsAlerts are the operational events #ops-alerts received.
+	OpsAlerts []string
+	// Recovered is the number of deliveries Client.Recover sent again.
+	Recovered int
+	// Deliveries is the number of deliveries in the log at the end, every
+	// one of them succeeded.
+	Deliveries int
 }
 
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
+// demo holds what the sections share.
+type demo struct {
+	ctx    context.Context
+	out    io.Writer
+	client *outhook.Client
+	stand  *standIns
+	secret string            // the webhook receivers' signing secret
+	names  map[string]string // subscription names by ID, for the delivery log
+	sum    summary
+
+	// outageStart is when the partner's endpoint started failing, as far
+	// as the demo knows: where the recovery starts.
+	outageStart                       time.Time
+	receiverURL, partnerURL, slackURL string
 }
 
-func run(w io.Writer) error {
+// run runs the demo, printing to w.
+func run(w io.Writer) (summary, error) {
 	ctx := context.Background()
 	out := &lockedWriter{w: w}
 
-	// The signing secret the receiver shares with the subscription.
+	// The signing secret the webhook receivers share with their
+	// subscriptions.
 	secret, err := webhook.NewSecret()
 	if err != nil {
-		return err
+		return summary{}, err
 	}
 	verifier, err := webhook.NewVerifier(secret)
 	if err != nil {
-		return err
+		return summary{}, err
 	}
 	stand := &standIns{out: out, verifier: verifier}
-	receiverURL, stopReceiver, err := serve(stand.receiver)
-	if err != nil {
-		return err
+	stand.partnerDown.Store(true) // until section 7
+	d := &demo{ctx: ctx, out: out, stand: stand, secret: secret, names: map[string]string{}}
+	var pagerDutyURL string
+	for _, s := range []struct {
+		url     *string
+		handler func(http.ResponseWriter, *http.Request)
+	}{
+		{&d.receiverURL, stand.receiver},
+		{&d.partnerURL, stand.partner},
+		{&d.slackURL, stand.slackAPI},
+		{&pagerDutyURL, stand.pagerDuty},
+	} {
+		url, stop, err := serve(s.handler)
+		if err != nil {
+			return summary{}, err
+		}
+		defer stop()
+		*s.url = url
 	}
-	defer stopReceiver()
-	slackURL, stopSlack, err := serve(stand.slack)
-	if err != nil {
-		return err
-	}
-	defer stopSlack()
-	pagerDutyURL, stopPagerDuty, err := serve(stand.pagerDuty)
-	if err != nil {
-		return err
-	}
-	defer stopPagerDuty()
 
 	// The plugin registers its events.
 	reg := outhook.NewEventRegistry()
 	if err := registerIncidentEvents(reg); err != nil {
-		return err
-	}
-	fmt.Fprintln(out, "Registered events:")
-	for _, cat := range reg.Categories() {
-		for _, ev := range cat.Events {
-			fmt.Fprintf(out, "  [%s] %-28s %s\n", cat.Name, ev.ID, ev.DisplayName)
-		}
+		return summary{}, err
 	}
 
 	// Deliverers share one outbound HTTP client whose SSRF guard refuses
@@ -241,47 +201,143 @@ func run(w io.Writer) error {
 	// allows loopback explicitly. Nothing else does.
 	httpClient, err := safehttp.New(&safehttp.Config{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	if err != nil {
-		return err
+		return summary{}, err
 	}
 	defer httpClient.Close()
 	webhooks, err := webhook.New(&webhook.Options{HTTP: httpClient})
 	if err != nil {
-		return err
+		return summary{}, err
 	}
 	slackMessages, err := slack.New(&slack.Options{HTTP: httpClient, AllowAnyHost: true})
 	if err != nil {
-		return err
+		return summary{}, err
 	}
 	pagerDuty, err := pagerduty.New(&pagerduty.Options{HTTP: httpClient, BaseURL: pagerDutyURL})
 	if err != nil {
-		return err
+		return summary{}, err
 	}
 	client, err := outhook.NewClient(&outhook.Config{
 		Registry:   reg,
 		Deliverers: []outhook.Deliverer{webhooks, slackMessages, pagerDuty},
-		// A demo-sized schedule; the default waits 5 s, 5 min, 30 min, ...
+		// A demo-sized schedule: an attempt at once, then retries after
+		// 50 ms and 250 ms, so a delivery that keeps failing ends within
+		// half a second. The default retries after 5 s, 5 min, 30 min, ...
+		// over about three days.
 		DeliveryRetry: outhook.RetryPolicy{NewBackOff: func() backoff.BackOff {
-			return outhook.NewSchedule(100*time.Millisecond, 500*time.Millisecond)
+			return outhook.NewSchedule(50*time.Millisecond, 250*time.Millisecond)
 		}},
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
+		// Endpoint health: disable a subscription once 2 of its deliveries
+		// in a row have failed for good (each delivery counts once,
+		// whatever its number of attempts). Off by default; a destination
+		// that answers 410 Gone is disabled at once, and one failing for
+		// DisableAfterFailingFor (5 days by default) too.
+		DisableAfterFailures: 2,
+		Logger:               slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
+	})
+	if err != nil {
+		return summary{}, err
+	}
+	if err := client.Start(ctx); err != nil {
+		return summary{}, err
+	}
+	defer func() {
+		// Stop is safe to call twice; this one is for the error paths.
+		stopCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		_ = client.Stop(stopCtx)
+	}()
+	d.client = client
+
+	for _, section := range []func() error{
+		d.registeredEvents,
+		d.subscriptions,
+		d.testEvent,
+		d.emitIncidents,
+		d.celFilter,
+		d.endpointHealth,
+		d.recovery,
+	} {
+		if err := section(); err != nil {
+			return d.sum, err
+		}
+	}
+
+	stopCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return d.sum, client.Stop(stopCtx)
+}
+
+// section prints a section heading.
+func (d *demo) section(title string) { fmt.Fprintf(d.out, "\n== %s ==\n", title) }
+
+// waitIdle waits until the client has nothing left to do: every event
+// routed, every delivery ended, retries included. Tests and demos wait on
+// this rather than sleep.
+func (d *demo) waitIdle() error {
+	ctx, cancel := context.WithTimeout(d.ctx, 10*time.Second)
+	defer cancel()
+	return d.client.WaitIdle(ctx)
+}
+
+// subscribe creates a subscription, as a user would in a UI.
+func (d *demo) subscribe(s outhook.Subscription) (outhook.Subscription, error) {
+	created, err := d.client.CreateSubscription(d.ctx, s)
+	if err != nil {
+		return outhook.Subscription{}, fmt.Errorf("subscription %q: %w", s.Name, err)
+	}
+	d.names[created.ID] = created.Name
+	return created, nil
+}
+
+// webhookConfig is the configuration of a webhook subscription to url,
+// signed with the demo's secret.
+func (d *demo) webhookConfig(url string) json.RawMessage {
+	return json.RawMessage(`{"url":"` + url + `/hooks","secrets":[{"secret":"` + d.secret + `"}]}`)
+}
+
+// slackConfig is the configuration of a Slack subscription to a channel of
+// the Slack stand-in, with an optional message template.
+func (d *demo) slackConfig(channel, textTemplate string) json.RawMessage {
+	cfg, _ := json.Marshal(map[string]string{
+		"webhookUrl":   d.slackURL + "/services/T000/B000/" + channel,
+		"textTemplate": textTemplate,
+	})
+	return cfg
+}
+
+// 1. The registered events. NewClient has added outhook's own operational
+// events, under plugin "outhook", to the plugin's.
+func (d *demo) registeredEvents() error {
+	d.section("1. Registered events")
+	tw := tabwriter.NewWriter(d.out, 2, 4, 2, ' ', 0)
+	for _, cat := range d.client.Registry().Categories() {
+		for _, ev := range cat.Events {
+			fmt.Fprintf(tw, "  [%s]\t%s\t%s\n", cat.Name, ev.ID, ev.DisplayName)
+		}
+	}
+	return tw.Flush()
+}
+
+// 2. Subscriptions. Each names the events it wants (an ID or a pattern), a
+// deliverer, and the deliverer's configuration, which the deliverer checks.
+func (d *demo) subscriptions() error {
+	d.section("2. Subscriptions")
+	ops, err := d.subscribe(outhook.Subscription{
+		Name: "ops webhook", Events: []string{"incident.**"}, DelivererID: webhook.ID,
+		Config: d.webhookConfig(d.receiverURL),
 	})
 	if err != nil {
 		return err
 	}
-	if err := client.Start(ctx); err != nil {
-		return err
-	}
-
-	// Three subscriptions, as a user would create them in a UI.
-	subs := []outhook.Subscription{{
-		Name: "ops webhook", Events: []string{"incident.**"}, DelivererID: webhook.ID,
-		Config: json.RawMessage(`{"url":"` + receiverURL + `/hooks","secrets":[{"secret":"` + secret + `"}]}`),
-	}, {
+	if _, err := d.subscribe(outhook.Subscription{
 		Name: "#incidents", Events: []string{"incident.incident.created", "incident.incident.resolved"}, DelivererID: slack.ID,
-		Config: json.RawMessage(`{"webhookUrl":"` + slackURL + `/services/T000/B000/XXXXXXXX"}`),
+		Config: d.slackConfig("incidents", ""),
 		// Only incidents that touch the database.
 		Filter: &outhook.Filter{Field: "systemIds", AnyOf: []string{"sys-db"}},
-	}, {
+	}); err != nil {
+		return err
+	}
+	if _, err := d.subscribe(outhook.Subscription{
 		Name: "on-call", Events: []string{"incident.incident.created", "incident.incident.resolved"}, DelivererID: pagerduty.ID,
 		Config: json.RawMessage(`{
 			"routingKey": "0123456789abcdef0123456789abcdef",
@@ -290,38 +346,53 @@ func run(w io.Writer) error {
 			"severityField": "severity",
 			"severityMap": {"CRITICAL": "critical", "MAJOR": "error", "MINOR": "warning"}
 		}`),
-	}}
-	names := map[string]string{}
-	for i, s := range subs {
-		created, err := client.CreateSubscription(ctx, s)
-		if err != nil {
-			return fmt.Errorf("subscription %q: %w", s.Name, err)
-		}
-		subs[i], names[created.ID] = created, created.Name
+	}); err != nil {
+		return err
 	}
-	fmt.Fprintf(out, "\nSubscriptions are stored with their secrets masked:\n  %s\n", subs[0].Config)
+	fmt.Fprintf(d.out, "Created ops webhook, #incidents and on-call; secrets are stored masked:\n  %s\n", ops.Config)
 
 	// A subscription with a bad secret is refused, naming the field.
-	_, err = client.CreateSubscription(ctx, outhook.Subscription{
+	_, err = d.client.CreateSubscription(d.ctx, outhook.Subscription{
 		Events: []string{"incident.**"}, DelivererID: webhook.ID,
 		Config: json.RawMessage(`{"url":"https://example.com/hooks","secrets":[{"secret":"whsec_tooshort"}]}`),
 	})
-	fmt.Fprintf(out, "\nA subscription with a bad secret is refused:\n  %v\n", err)
+	if err == nil {
+		return errors.New("a subscription with a bad secret was accepted")
+	}
+	fmt.Fprintf(d.out, "A subscription with a bad secret is refused:\n  %v\n", err)
+	return nil
+}
 
-	// Before real events flow, the user sends a test event to Slack.
-	fmt.Fprintln(out, "\nSending a test event to #incidents:")
-	attempt, err := client.SendTest(ctx, subs[1].ID)
+// 3. Before real events flow, the user sends a test event to Slack.
+func (d *demo) testEvent() error {
+	d.section("3. A test event to #incidents")
+	id := d.subscriptionID("#incidents")
+	attempt, err := d.client.SendTest(d.ctx, id)
 	if err != nil {
 		return fmt.Errorf("test event: %w", err)
 	}
-	fmt.Fprintf(out, "  test attempt: %s %d (%s)\n", attempt.Outcome, attempt.StatusCode, attempt.Trigger)
+	fmt.Fprintf(d.out, "  test attempt: %s %d (%s)\n", attempt.Outcome, attempt.StatusCode, attempt.Trigger)
+	return nil
+}
 
-	// The application emits hooks where things happen.
-	fmt.Fprintln(out, "\nEmitting incidents:")
+// subscriptionID returns the ID of the subscription with the given name.
+func (d *demo) subscriptionID(name string) string {
+	for id, n := range d.names {
+		if n == name {
+			return id
+		}
+	}
+	return ""
+}
+
+// 4. The application emits hooks where things happen.
+func (d *demo) emitIncidents() error {
+	d.section("4. Emitting incidents: validation, delivery, a retry")
+	ctx := d.ctx
 	emits := []error{
-		outhook.EmitHook(ctx, client, incidentCreated, IncidentCreated{
+		outhook.EmitHook(ctx, d.client, incidentCreated, IncidentCreated{
 			IncidentID: "inc-1", SystemIDs: []string{"sys-db", "sys-api"}, Title: "Primary database unreachable", Severity: "critical"}),
-		outhook.EmitHook(ctx, client, incidentUpdated, IncidentUpdated{
+		outhook.EmitHook(ctx, d.client, incidentUpdated, IncidentUpdated{
 			IncidentID: "inc-1", SystemIDs: []string{"sys-db"}, StatusChange: "identified"}),
 	}
 	if err := errors.Join(emits...); err != nil {
@@ -329,60 +400,241 @@ func run(w io.Writer) error {
 	}
 	// A payload that breaks the validation rules is refused, and nothing is
 	// queued.
-	err = outhook.EmitHook(ctx, client, incidentCreated, IncidentCreated{IncidentID: "inc-2", Severity: "apocalyptic"})
+	err := outhook.EmitHook(ctx, d.client, incidentCreated, IncidentCreated{IncidentID: "inc-2", Severity: "apocalyptic"})
 	if !errors.Is(err, outhook.ErrInvalidPayload) {
 		return fmt.Errorf("expected a validation error, got %v", err)
 	}
-	fmt.Fprintf(out, "  invalid payload refused:\n    %v\n", err)
-	waitCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := client.WaitIdle(waitCtx); err != nil {
+	fmt.Fprintf(d.out, "  invalid payload refused:\n    %v\n", err)
+	if err := d.waitIdle(); err != nil {
 		return err
 	}
 	// Resolved once the rest is through, so the stand-ins print in order.
-	if err := outhook.EmitHook(ctx, client, incidentResolved, IncidentResolved{IncidentID: "inc-1", SystemIDs: []string{"sys-db"}}); err != nil {
+	if err := outhook.EmitHook(ctx, d.client, incidentResolved, IncidentResolved{IncidentID: "inc-1", SystemIDs: []string{"sys-db"}}); err != nil {
 		return err
 	}
-	if err := client.WaitIdle(waitCtx); err != nil {
+	if err := d.waitIdle(); err != nil {
 		return err
 	}
 
-	// The delivery log.
-	deliveries, err := client.Deliveries(ctx, outhook.DeliveryQuery{})
+	// The delivery log: every attempt of every delivery is recorded.
+	deliveries, err := d.client.Deliveries(ctx, outhook.DeliveryQuery{})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "\nDelivery log:")
-	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  EVENT\tSUBSCRIPTION\tDELIVERER\tSTATUS\tATTEMPTS")
-	failures := 0
-	for i := len(deliveries) - 1; i >= 0; i-- {
-		d := deliveries[i]
-		var trail []string
-		for _, a := range d.Attempts {
-			step := fmt.Sprintf("#%d %s %d", a.Number, a.Outcome, a.StatusCode)
-			if a.ErrorClass != "" {
-				step += " " + a.ErrorClass
-			}
-			trail = append(trail, step)
-		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", d.EventID, names[d.SubscriptionID], d.DelivererID, d.Status, strings.Join(trail, ", "))
-		if d.Status != outhook.DeliverySucceeded {
-			failures++
-		}
-	}
-	tw.Flush()
-
-	stopCtx, stopCancel := context.WithTimeout(ctx, 10*time.Second)
-	defer stopCancel()
-	if err := client.Stop(stopCtx); err != nil {
-		return err
-	}
+	fmt.Fprintln(d.out, "\nDelivery log:")
+	failures := d.printLog(deliveries)
 	// 3 events to the webhook, 2 to Slack (created and resolved touch
 	// sys-db), 2 to PagerDuty.
 	if failures > 0 || len(deliveries) != 7 {
 		return fmt.Errorf("expected 7 succeeded deliveries, got %d deliveries with %d not succeeded", len(deliveries), failures)
 	}
-	fmt.Fprintf(out, "\nAll %d deliveries succeeded.\n", len(deliveries))
+	fmt.Fprintf(d.out, "\nAll %d deliveries succeeded.\n", len(deliveries))
+	return nil
+}
+
+// printLog prints deliveries, oldest first, with their attempts, and
+// returns how many did not succeed.
+func (d *demo) printLog(deliveries []outhook.Delivery) (failures int) {
+	tw := tabwriter.NewWriter(d.out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  EVENT\tSUBSCRIPTION\tDELIVERER\tSTATUS\tATTEMPTS")
+	for i := len(deliveries) - 1; i >= 0; i-- {
+		dl := deliveries[i]
+		var trail []string
+		for _, a := range dl.Attempts {
+			step := fmt.Sprintf("#%d %s %d", a.Number, a.Outcome, a.StatusCode)
+			if a.ErrorClass != "" {
+				step += " " + a.ErrorClass
+			}
+			if a.Trigger == outhook.TriggerManual {
+				step += " (manual)"
+			}
+			trail = append(trail, step)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", dl.EventID, d.names[dl.SubscriptionID], dl.DelivererID, dl.Status, strings.Join(trail, ", "))
+		if dl.Status != outhook.DeliverySucceeded {
+			failures++
+		}
+	}
+	_ = tw.Flush()
+	return failures
+}
+
+// 5. A CEL filter: a subscription narrows the events it receives with an
+// expression over the payload.
+func (d *demo) celFilter() error {
+	d.section("5. A CEL payload filter")
+	// Filters see the payload as subscribers receive it, after the event's
+	// TransformPayload: in incident.created's, severity is upper case.
+	const expr = `payload.severity == "CRITICAL" && "sys-db" in payload.systemIds`
+	if _, err := d.subscribe(outhook.Subscription{
+		Name: "#db-critical", Events: []string{"incident.incident.created"}, DelivererID: slack.ID,
+		Config: d.slackConfig("db-critical", "{{.Payload.severity}} {{.Payload.incidentId}}: {{.Payload.title}}"),
+		Filter: &outhook.Filter{Expr: expr},
+	}); err != nil {
+		return err
+	}
+	fmt.Fprintf(d.out, "Created #db-critical with the filter\n  %s\n", expr)
+
+	// A filter is compiled and type-checked when the subscription is saved,
+	// against the JSON Schema of every event it selects, so a misspelt
+	// field is refused with its line and column. incident.updated has no
+	// transform, so its fields are known. (The payload of an event with a
+	// TransformPayload is a map to the checker: a misspelt key there is
+	// found at run time, and counted in FilterStats.Errors.)
+	const badExpr = "payload.statusChange == \"identified\" &&\n  \"sys-db\" in payload.systemId"
+	_, err := d.client.CreateSubscription(d.ctx, outhook.Subscription{
+		Name: "#db-updates", Events: []string{"incident.incident.updated"}, DelivererID: slack.ID,
+		Config: d.slackConfig("db-updates", ""),
+		Filter: &outhook.Filter{Expr: badExpr},
+	})
+	var fe *outhook.FilterError
+	if !errors.As(err, &fe) {
+		return fmt.Errorf("expected a FilterError, got %v", err)
+	}
+	fmt.Fprintf(d.out, "A filter that does not type-check is refused when saved:\n  %s\n  -> line %d, column %d: %s\n  %v\n",
+		strings.ReplaceAll(badExpr, "\n", "\n  "), fe.Line, fe.Column, fe.Msg, err)
+
+	// Three incidents; only the critical one on sys-db passes. Each is
+	// emitted once the one before is through, so the output reads in order.
+	fmt.Fprintln(d.out, "Emitting three incidents:")
+	for _, inc := range []IncidentCreated{
+		{IncidentID: "inc-2", SystemIDs: []string{"sys-api"}, Title: "API latency above 2 s", Severity: "critical"},
+		{IncidentID: "inc-3", SystemIDs: []string{"sys-db"}, Title: "Replica lag", Severity: "minor"},
+		{IncidentID: "inc-4", SystemIDs: []string{"sys-db", "sys-web"}, Title: "Database disk full", Severity: "critical"},
+	} {
+		fmt.Fprintf(d.out, "  emit %s: %s on %s\n", inc.IncidentID, inc.Severity, strings.Join(inc.SystemIDs, ", "))
+		if err := outhook.EmitHook(d.ctx, d.client, incidentCreated, inc); err != nil {
+			return err
+		}
+		if err := d.waitIdle(); err != nil {
+			return err
+		}
+	}
+	d.sum.DBCritical = d.stand.slackMessages("#db-critical")
+	fmt.Fprintf(d.out, "#db-critical received %d of the 3:\n", len(d.sum.DBCritical))
+	for _, m := range d.sum.DBCritical {
+		fmt.Fprintf(d.out, "  %s\n", m)
+	}
+	// Events a filter turns away are counted, not recorded as deliveries
+	// or failures: one count per (event, subscription) pair.
+	d.sum.FilterStats = d.client.FilterStats()
+	fmt.Fprintf(d.out, "Client.FilterStats: %+v\n", d.sum.FilterStats)
+	fmt.Fprintln(d.out, "  (inc-2 and inc-3 turned away by #db-critical, inc-2 by #incidents' systemIds filter)")
+	return nil
+}
+
+// 6. Endpoint health: a destination that keeps failing is disabled, and
+// outhook says so with its own events.
+func (d *demo) endpointHealth() error {
+	d.section("6. A failing endpoint is disabled")
+	// outhook registers operational events under plugin "outhook":
+	// outhook.delivery.failing, outhook.delivery.exhausted,
+	// outhook.subscription.disabled and outhook.subscription.recovered.
+	// Operators subscribe to them like to any other event, here in a Slack
+	// channel. Their payloads (outhook.DeliveryHealthPayload and
+	// outhook.SubscriptionHealthPayload) have no title, so the message is
+	// a template. Deliveries of these events never emit them in turn.
+	const opsTemplate = `{{.Event.DisplayName}}: {{.Payload.subscriptionName}}, ` +
+		`{{if eq .EventID "outhook.subscription.disabled"}}{{.Payload.reason}}` +
+		`{{else}}{{.Payload.eventId}} failed {{.Payload.attempts}} attempts (HTTP {{.Payload.statusCode}}){{end}}`
+	if _, err := d.subscribe(outhook.Subscription{
+		Name:        "#ops-alerts",
+		Events:      []string{outhook.EventDeliveryExhausted, outhook.EventSubscriptionDisabled},
+		DelivererID: slack.ID,
+		Config:      d.slackConfig("ops-alerts", opsTemplate),
+	}); err != nil {
+		return err
+	}
+	// A partner's endpoint, down for now: it answers 500.
+	partner, err := d.subscribe(outhook.Subscription{
+		Name: "partner webhook", Events: []string{"incident.incident.updated"}, DelivererID: webhook.ID,
+		Config: d.webhookConfig(d.partnerURL),
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(d.out, "Created #ops-alerts (outhook's operational events) and partner webhook (down: answers 500)")
+	d.outageStart = time.Now()
+
+	// Each update is tried three times (at once, 50 ms, 250 ms) and fails
+	// for good; the second such delivery in a row trips
+	// DisableAfterFailures.
+	for _, u := range []IncidentUpdated{
+		{IncidentID: "inc-2", SystemIDs: []string{"sys-api"}, StatusChange: "investigating"},
+		{IncidentID: "inc-4", SystemIDs: []string{"sys-db"}, StatusChange: "identified"},
+	} {
+		fmt.Fprintf(d.out, "  emit %s update: %s\n", u.IncidentID, u.StatusChange)
+		if err := outhook.EmitHook(d.ctx, d.client, incidentUpdated, u); err != nil {
+			return err
+		}
+		// The delivery's retries, and the operational events that follow
+		// it, are all work of the client: WaitIdle waits for them.
+		if err := d.waitIdle(); err != nil {
+			return err
+		}
+	}
+	sub, err := d.client.Subscription(d.ctx, partner.ID)
+	if err != nil {
+		return err
+	}
+	if !sub.Disabled {
+		return errors.New("the partner's subscription was not disabled")
+	}
+	d.sum.Disabled = sub
+	fmt.Fprintf(d.out, "partner webhook is disabled (Subscription.Disabled=%t), DisabledReason %q, Health.ConsecutiveFailures %d\n",
+		sub.Disabled, sub.DisabledReason, sub.Health.ConsecutiveFailures)
+	d.sum.OpsAlerts = d.stand.slackMessages("#ops-alerts")
+	fmt.Fprintf(d.out, "#ops-alerts received %d operational events\n", len(d.sum.OpsAlerts))
+	return nil
+}
+
+// 7. Recovery: once the partner's endpoint works again, enable the
+// subscription and send what failed meanwhile.
+func (d *demo) recovery() error {
+	d.section("7. Recovery")
+	id := d.subscriptionID("partner webhook")
+	d.stand.partnerDown.Store(false)
+	fmt.Fprintln(d.out, "The partner fixed its endpoint.")
+	// Enabling a subscription starts its health afresh. Events emitted
+	// while it was disabled were not routed to it, so there is nothing of
+	// theirs to recover (Client.Replay sends an event again, as new
+	// deliveries to every subscription that selects it now).
+	if _, err := d.client.SetSubscriptionEnabled(d.ctx, id, true); err != nil {
+		return err
+	}
+	// Recover sends the subscription's failed deliveries created in a time
+	// range again, each under its own delivery ID (webhook-id), so the
+	// receiver can deduplicate. Repeating the call is harmless: a delivery
+	// it sent again is pending, not failed, until its new attempts end.
+	res, err := d.client.Recover(d.ctx, outhook.RecoverRequest{SubscriptionID: id, Since: d.outageStart})
+	if err != nil {
+		return err
+	}
+	d.sum.Recovered = res.Redelivered
+	fmt.Fprintf(d.out, "Client.Recover sent %d failed deliveries again:\n", res.Redelivered)
+	if err := d.waitIdle(); err != nil {
+		return err
+	}
+	recovered, err := d.client.Deliveries(d.ctx, outhook.DeliveryQuery{SubscriptionID: id})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(d.out, "\nDelivery log of partner webhook:")
+	if failures := d.printLog(recovered); failures > 0 || len(recovered) != res.Redelivered {
+		return fmt.Errorf("expected %d recovered deliveries to succeed, got %d deliveries with %d not succeeded", res.Redelivered, len(recovered), failures)
+	}
+
+	// The whole log: after the recovery, every delivery has succeeded.
+	all, err := d.client.Deliveries(d.ctx, outhook.DeliveryQuery{Limit: 1000})
+	if err != nil {
+		return err
+	}
+	for _, dl := range all {
+		if dl.Status != outhook.DeliverySucceeded {
+			return fmt.Errorf("delivery %s of %s to %s is %s", dl.ID, dl.EventID, d.names[dl.SubscriptionID], dl.Status)
+		}
+	}
+	d.sum.Deliveries = len(all)
+	fmt.Fprintf(d.out, "\nAll %d deliveries in the log succeeded, %d of them after the recovery.\n", len(all), res.Redelivered)
 	return nil
 }
