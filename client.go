@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/outhook/outhook/internal/ident"
@@ -79,9 +80,19 @@ type Config struct {
 	// recorded, at no cost.
 	MeterProvider metric.MeterProvider
 	// TracerProvider receives the client's OpenTelemetry spans: one per
-	// delivery attempt, whose context the Deliverer receives, and one per
-	// EmitHook with listeners. Nil means no spans, at no cost.
+	// EmitHook with listeners, one per routing run of an integration
+	// event, and one per delivery attempt, whose context the Deliverer
+	// receives. Queue jobs carry the trace context across the queue (and
+	// across processes, on a shared queue), so the three make one trace
+	// and OnHook handlers run in the emit span's context. Nil means no
+	// spans, and no trace context in jobs, at no cost.
 	TracerProvider trace.TracerProvider
+	// Propagator writes the trace context into queue jobs and reads it
+	// back (see TracerProvider); it is used only with a TracerProvider.
+	// Nil means propagation.TraceContext{}: the W3C traceparent and
+	// tracestate. Pass otel.GetTextMapPropagator() to use the
+	// application's, with baggage for example.
+	Propagator propagation.TextMapPropagator
 }
 
 // Client routes emitted hooks to their listeners and integration events to
@@ -189,7 +200,7 @@ func NewClient(cfg *Config) (*Client, error) {
 	if c.store == nil {
 		c.store = NewMemoryStore(nil)
 	}
-	tel, err := newTelemetry(cfg.MeterProvider, cfg.TracerProvider)
+	tel, err := newTelemetry(cfg.MeterProvider, cfg.TracerProvider, cfg.Propagator)
 	if err != nil {
 		// The providers return working instruments with their errors:
 		// telemetry must not stop the application.
@@ -350,6 +361,9 @@ func (c *Client) enqueueHook(ctx context.Context, r *hookRoute, raw []byte, enq 
 	now := time.Now()
 	msgID := ident.New("msg_", now)
 	c.tel.setMessageID(ctx, msgID)
+	// The emit span's context, for the handlers to continue; nil, adding
+	// nothing to the jobs, when tracing is off. The jobs share it.
+	tr := c.tel.jobTrace(ctx)
 	var err error
 	if len(r.groups) == 1 {
 		// The common case, in one allocation: the job and the slice that
@@ -357,14 +371,14 @@ func (c *Client) enqueueHook(ctx context.Context, r *hookRoute, raw []byte, enq 
 		one := &struct {
 			job  queue.Job
 			ptrs [1]*queue.Job
-		}{job: queue.Job{ID: msgID, Group: r.groups[0], Kind: kindHook, Payload: raw, CreatedAt: now}}
+		}{job: queue.Job{ID: msgID, Group: r.groups[0], Kind: kindHook, Payload: raw, CreatedAt: now, Trace: tr}}
 		one.ptrs[0] = &one.job
 		err = enq(ctx, one.ptrs[:]...)
 	} else {
 		jobs := make([]queue.Job, len(r.groups))
 		ptrs := make([]*queue.Job, len(r.groups))
 		for i, g := range r.groups {
-			jobs[i] = queue.Job{ID: msgID, Group: g, Kind: kindHook, Payload: raw, CreatedAt: now}
+			jobs[i] = queue.Job{ID: msgID, Group: g, Kind: kindHook, Payload: raw, CreatedAt: now, Trace: tr}
 			ptrs[i] = &jobs[i]
 		}
 		err = enq(ctx, ptrs...)
@@ -386,6 +400,9 @@ func (c *Client) enqueueHook(ctx context.Context, r *hookRoute, raw []byte, enq 
 // and dies when it is exhausted.
 func (c *Client) hookHandler(hookID, group string, run func(context.Context, *queue.Job) ([]*queue.Job, error)) queue.Handler {
 	return func(queueCtx context.Context, job *queue.Job) queue.Result {
+		// The handler, and the routing run of an integration event,
+		// continue the trace of the EmitHook that queued the job.
+		queueCtx = c.tel.extractJob(queueCtx, job)
 		ctx, cancel := context.WithTimeout(queueCtx, c.handlerTimeout)
 		next, err := c.safeRun(ctx, run, job)
 		cancel()

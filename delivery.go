@@ -490,7 +490,9 @@ func (c *Client) Redeliver(ctx context.Context, id string) error {
 	// The job of a redelivery has an ID of its own, so that it never shares
 	// one with a job of an earlier round that is still finishing.
 	jobID := fmt.Sprintf("%s.r%d", id, len(before.Attempts))
-	err = c.queue.Enqueue(ctx, &queue.Job{ID: jobID, Group: deliveryGroup, Kind: kindDelivery, Payload: []byte(id), CreatedAt: now})
+	// Its attempt joins the caller's trace, when there is one.
+	err = c.queue.Enqueue(ctx, &queue.Job{ID: jobID, Group: deliveryGroup, Kind: kindDelivery, Payload: []byte(id), CreatedAt: now,
+		Trace: c.tel.jobTrace(ctx)})
 	if err == nil {
 		return nil
 	}

@@ -163,6 +163,13 @@
 //	                                                          outhook.delivery.outcome (succeeded)
 //	    from the event's emission (Delivery.OccurredAt) to the end of the
 //	    successful attempt, retries included.
+//	outhook.filter.filtered_out        counter    {event}     outhook.event.id
+//	    events a subscription's Filter did not select, once per
+//	    subscription (FilterStats.FilteredOut).
+//	outhook.filter.errors              counter    {event}     outhook.event.id
+//	    events whose subscription Filter failed to evaluate, once per
+//	    subscription (FilterStats.Errors). Neither filter counter names
+//	    the subscription: FilterStats and the logs do.
 //	outhook.queue.jobs                 observable up-down counter  {job}  outhook.queue.state
 //	    unfinished jobs in the work queue: ready, delayed or running.
 //	outhook.queue.oldest.age           observable gauge  s    outhook.queue.state (ready, delayed)
@@ -184,9 +191,22 @@
 // outhook.response.status_code (when the destination gave one) and, on
 // failure, error.type and an error status with the error's text. EmitHook
 // runs in a span "outhook.emit <hook ID>" of kind producer with
-// outhook.hook.id and outhook.message.id. Delivery spans are not children
-// of the emit span: the queue does not carry trace context. Attributes are
-// set only on spans that record (are sampled).
+// outhook.hook.id and outhook.message.id, and each routing run of an
+// integration event in a span "outhook.route <event ID>" of kind consumer
+// with outhook.event.id, outhook.hook.id, outhook.message.id and
+// outhook.route.deliveries (the deliveries it made). Attributes are set
+// only on spans that record (are sampled).
+//
+// Queue jobs carry the trace context of the code that enqueued them
+// (queue.Job.Trace, persisted by every backend), so one trace runs across
+// the queue, and across processes on a shared one: the emit span is the
+// parent of the routing span, which is the parent of every attempt of the
+// deliveries it made, retries included; OnHook handlers run in the emit
+// span's context. Client.Replay, Client.Redeliver and Client.Recover
+// enqueue in their caller's context, so the attempts they cause join the
+// caller's trace. Config.Propagator writes
+// and reads the context: W3C Trace Context (traceparent, tracestate) by
+// default. Without a TracerProvider jobs carry nothing.
 //
 // Logs go to Config.Logger with the same IDs under the keys "delivery",
 // "event", "subscription", "message", "deliverer", "attempt", "hook" and

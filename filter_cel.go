@@ -219,6 +219,7 @@ func (c *Client) passFilter(ctx context.Context, rec *eventRecord, sub *Subscrip
 		}
 		if !f.match(doc) {
 			c.filters.filteredOut.Add(1)
+			c.tel.eventFiltered(ctx, rec.ID)
 			return false, nil
 		}
 	}
@@ -248,6 +249,7 @@ func (c *Client) passFilter(ctx context.Context, rec *eventRecord, sub *Subscrip
 	}
 	if !pass {
 		c.filters.filteredOut.Add(1)
+		c.tel.eventFiltered(ctx, rec.ID)
 	}
 	return pass, nil
 }
@@ -275,6 +277,7 @@ func evalFilter(ctx context.Context, prg cel.Program, act *payloadActivation) (p
 // filterLogInterval for each compiled filter.
 func (c *Client) filterError(ctx context.Context, p *filterProgram, rec *eventRecord, sub *Subscription, in *filterInput, err error) {
 	c.filters.errors.Add(1)
+	c.tel.filterFailed(ctx, rec.ID)
 	p.unreported.Add(1)
 	now := time.Now().UnixNano()
 	last := p.lastLog.Load()

@@ -26,7 +26,14 @@ import (
 // Delivery IDs are derived from the message ID and the subscription ID, so
 // processing the same event again (after a crash, say) finds the deliveries
 // it already made instead of making new ones.
-func (c *Client) routeEvent(ctx context.Context, rec *eventRecord, job *queue.Job) ([]*queue.Job, error) {
+func (c *Client) routeEvent(ctx context.Context, rec *eventRecord, job *queue.Job) (next []*queue.Job, err error) {
+	if c.tel.tracer != nil {
+		// The run's span continues the emit span's trace (hookHandler
+		// extracted it from the job), and the delivery jobs carry it on.
+		var span trace.Span
+		ctx, span = c.tel.startRoute(ctx, rec, job.ID)
+		defer func() { endRoute(span, recover(), len(next), err) }()
+	}
 	payload := json.RawMessage(job.Payload)
 	if rec.transform != nil {
 		out, err := rec.transform(job.Payload)
@@ -87,7 +94,7 @@ func (c *Client) route(ctx context.Context, rec *eventRecord, payload json.RawMe
 			NextAttemptAt:      now,
 			NextAttemptTrigger: trigger,
 		}}
-		r.job = queue.Job{ID: r.ID, Group: deliveryGroup, Kind: kindDelivery, CreatedAt: now}
+		r.job = queue.Job{ID: r.ID, Group: deliveryGroup, Kind: kindDelivery, CreatedAt: now, Trace: c.tel.jobTrace(ctx)}
 		r.Attempts = r.first[:0:1]
 		ds = append(ds, &r.Delivery)
 		next = append(next, &r.job)
@@ -128,6 +135,7 @@ func deliveryIDOf(job *queue.Job) string {
 // handleDelivery makes one attempt of one delivery: the handler of the
 // delivery worker group.
 func (c *Client) handleDelivery(ctx context.Context, job *queue.Job) queue.Result {
+	ctx = c.tel.extractJob(ctx, job) // the attempt's span continues the routing run's trace
 	d, err := c.readDelivery(ctx, deliveryIDOf(job))
 	if errors.Is(err, ErrNotFound) {
 		c.log.Warn("outhook: delivery job without a delivery record", "delivery", deliveryIDOf(job))

@@ -3,6 +3,7 @@ package outhook
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/outhook/outhook/queue"
@@ -38,6 +40,7 @@ const (
 	attrSubscriptionID = attribute.Key("outhook.subscription.id")
 	attrAttemptNumber  = attribute.Key("outhook.attempt.number")
 	attrStatusCode     = attribute.Key("outhook.response.status_code")
+	attrRouted         = attribute.Key("outhook.route.deliveries") // deliveries a routing run made
 )
 
 // Values of outhook.delivery.outcome: what became of a delivery after a run
@@ -61,14 +64,16 @@ var (
 // the state without providers, records nothing and costs a nil check on
 // each hook point.
 type telemetry struct {
-	tracer trace.Tracer // nil without Config.TracerProvider
-	m      *meters      // nil without Config.MeterProvider
-	names  *nameCache   // span names; set with tracer
+	tracer trace.Tracer                  // nil without Config.TracerProvider
+	prop   propagation.TextMapPropagator // of queue jobs' trace context; set with tracer
+	m      *meters                       // nil without Config.MeterProvider
+	names  *nameCache                    // span names; set with tracer
 }
 
 // Span start options, made once.
 var (
 	producerSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer)}
+	consumerSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}
 	clientSpan   = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
 )
 
@@ -81,6 +86,8 @@ type meters struct {
 	attempts          metric.Int64Counter
 	attemptDuration   metric.Float64Histogram
 	latency           metric.Float64Histogram
+	filteredOut       metric.Int64Counter
+	filterErrors      metric.Int64Counter
 
 	queueJobs metric.Int64ObservableUpDownCounter
 	queueAge  metric.Float64ObservableGauge
@@ -91,15 +98,20 @@ type meters struct {
 }
 
 // newTelemetry creates the instruments of the given providers; nil providers
-// record nothing. Errors creating instruments (which OpenTelemetry SDKs
-// report for invalid names or options, returning a working instrument all
-// the same) are returned joined, for the caller to log: they must not stop
-// the application.
-func newTelemetry(mp metric.MeterProvider, tp trace.TracerProvider) (telemetry, error) {
+// record nothing. prop carries trace context through queue jobs when there
+// is a tracer; nil means W3C Trace Context. Errors creating instruments
+// (which OpenTelemetry SDKs report for invalid names or options, returning
+// a working instrument all the same) are returned joined, for the caller
+// to log: they must not stop the application.
+func newTelemetry(mp metric.MeterProvider, tp trace.TracerProvider, prop propagation.TextMapPropagator) (telemetry, error) {
 	var t telemetry
 	if tp != nil {
 		t.tracer = tp.Tracer(instrumentationName)
 		t.names = &nameCache{}
+		t.prop = prop
+		if t.prop == nil {
+			t.prop = propagation.TraceContext{}
+		}
 	}
 	if mp == nil {
 		return t, nil
@@ -152,6 +164,13 @@ func newTelemetry(mp metric.MeterProvider, tp trace.TracerProvider) (telemetry, 
 		"Duration of one delivery attempt: the deliverer's call.", attemptDurationBuckets)
 	m.latency = histogram("outhook.delivery.latency",
 		"Time from the emission of an event to the success of its delivery, retries included.", latencyBuckets)
+	// Per event only, not per subscription: subscriptions are data, in
+	// the thousands, and a subscription ID would make one time series each
+	// (FilterStats and the logs name them).
+	m.filteredOut = counter("outhook.filter.filtered_out", "{event}",
+		"Integration events a subscription's filter did not select, once per subscription: not delivered to it, nothing recorded.")
+	m.filterErrors = counter("outhook.filter.errors", "{event}",
+		"Integration events whose subscription filter failed to evaluate, once per subscription: not delivered to it.")
 	m.queueJobs = upDown("outhook.queue.jobs", "{job}",
 		"Unfinished jobs in the work queue, by state (ready, delayed, running).")
 	m.queueDead = upDown("outhook.queue.dead", "{job}",
@@ -262,6 +281,131 @@ func (t *telemetry) eventRouted(ctx context.Context, eventID string, n int) {
 	t.m.eventsEmitted.Add(ctx, 1, opts...)
 	if n > 0 {
 		t.m.deliveriesCreated.Add(ctx, int64(n), opts...)
+	}
+}
+
+// eventFiltered counts an event a subscription's filter did not select
+// (FilterStats.FilteredOut).
+func (t *telemetry) eventFiltered(ctx context.Context, eventID string) {
+	if t.m != nil {
+		t.m.filteredOut.Add(ctx, 1, t.m.attrs.get(attrKey{event: eventID}).add...)
+	}
+}
+
+// filterFailed counts an event whose subscription filter failed to
+// evaluate (FilterStats.Errors).
+func (t *telemetry) filterFailed(ctx context.Context, eventID string) {
+	if t.m != nil {
+		t.m.filterErrors.Add(ctx, 1, t.m.attrs.get(attrKey{event: eventID}).add...)
+	}
+}
+
+// Trace context across the queue.
+//
+// A job carries the trace context of the code that enqueued it
+// (queue.Job.Trace), and its handler continues that trace: EmitHook's span
+// is the parent of the routing run's span, which is the parent of each
+// delivery attempt's span, and OnHook handlers run in the emit span's
+// context. Parent and child rather than span links: OpenTelemetry's
+// messaging conventions need links where one consumer span covers a batch
+// of messages, which can have one parent only, and allow the message's
+// creation context as the parent when one message is processed on its
+// own. Every outhook job is one message processed on its own, and a parent
+// makes one trace, from the application's request through EmitHook to the
+// deliverer's HTTP call, that a trace view shows whole and a parent-based
+// sampler samples whole. The price is that a delivery retried for hours
+// keeps adding attempt spans to a trace that began when the event was
+// emitted.
+
+// jobTrace returns the carrier of the trace context in ctx for the jobs
+// enqueued there, nil when tracing is off or ctx holds no valid span
+// context (with a no-op TracerProvider, say): then jobs carry nothing.
+func (t *telemetry) jobTrace(ctx context.Context) map[string]string {
+	if t.tracer == nil {
+		return nil
+	}
+	return t.carrier(ctx)
+}
+
+func (t *telemetry) carrier(ctx context.Context) map[string]string {
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		return nil
+	}
+	// The delivery jobs of one routing run share one carrier.
+	if rc, ok := ctx.Value(routeTraceKey{}).(*routeTrace); ok && rc.sc.Equal(sc) {
+		if !rc.done {
+			rc.m, rc.done = t.inject(ctx), true
+		}
+		return rc.m
+	}
+	return t.inject(ctx)
+}
+
+// inject writes the trace context of ctx into a new carrier; nil when the
+// propagator writes nothing.
+func (t *telemetry) inject(ctx context.Context) map[string]string {
+	m := make(propagation.MapCarrier, 2) // traceparent, tracestate
+	t.prop.Inject(ctx, m)
+	if len(m) == 0 {
+		return nil
+	}
+	return m
+}
+
+// extractJob returns ctx with the trace context job carries, which the
+// spans started in the job's handler continue. Without a tracer, or for a
+// job without Trace, it returns ctx as it is.
+func (t *telemetry) extractJob(ctx context.Context, job *queue.Job) context.Context {
+	if t.tracer == nil || len(job.Trace) == 0 {
+		return ctx
+	}
+	return t.prop.Extract(ctx, propagation.MapCarrier(job.Trace))
+}
+
+// routeTraceKey marks the context of a routing run with its routeTrace.
+type routeTraceKey struct{}
+
+// routeTrace is the carrier of a routing run's span context, made at the
+// first delivery job that needs it and shared by the others. A routing run
+// is one goroutine: no lock.
+type routeTrace struct {
+	sc   trace.SpanContext // of the routing run's span
+	m    map[string]string
+	done bool
+}
+
+// startRoute starts the span of a routing run of an integration event: a
+// consumer of the hook job with message ID msgID. The context it returns
+// carries the span to the run's delivery jobs.
+func (t *telemetry) startRoute(ctx context.Context, rec *eventRecord, msgID string) (context.Context, trace.Span) {
+	ctx, span := t.tracer.Start(ctx, t.names.get("outhook.route ", rec.ID), consumerSpan...)
+	if span.IsRecording() {
+		span.SetAttributes(attrEventID.String(rec.ID), attrHookID.String(rec.HookID), attrMessageID.String(msgID))
+	}
+	if sc := span.SpanContext(); sc.IsValid() {
+		ctx = context.WithValue(ctx, routeTraceKey{}, &routeTrace{sc: sc})
+	}
+	return ctx, span
+}
+
+// endRoute ends the span of a routing run that made n delivery jobs or
+// failed with err. Call it deferred, with recover(): a run that panicked
+// fails its span, and the panic goes on to the handler's recovery.
+func endRoute(span trace.Span, panicked any, n int, err error) {
+	if panicked != nil {
+		err = fmt.Errorf("outhook: handler panicked: %v", panicked)
+	}
+	if span.IsRecording() {
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		} else {
+			span.SetAttributes(attrRouted.Int(n))
+		}
+	}
+	span.End()
+	if panicked != nil {
+		panic(panicked)
 	}
 }
 

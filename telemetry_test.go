@@ -2,6 +2,7 @@ package outhook_test
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -221,6 +222,7 @@ type fakeTracerProvider struct {
 
 	mu    sync.Mutex
 	spans []*fakeSpan
+	ids   uint64 // the last span ID given
 }
 
 func (p *fakeTracerProvider) Tracer(string, ...trace.TracerOption) trace.Tracer {
@@ -245,9 +247,27 @@ type fakeTracer struct {
 	p *fakeTracerProvider
 }
 
+// Start starts a sampled span with a span context of its own: in the
+// trace of the span context in ctx (local, or remote as extracted from a
+// queue job), or in a new trace.
 func (t *fakeTracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
 	cfg := trace.NewSpanStartConfig(opts...)
-	s := &fakeSpan{name: name, kind: cfg.SpanKind(), attrs: map[attribute.Key]attribute.Value{}}
+	parent := trace.SpanContextFromContext(ctx)
+	t.p.mu.Lock()
+	t.p.ids++
+	id := t.p.ids
+	t.p.mu.Unlock()
+	var sc trace.SpanContextConfig
+	if parent.IsValid() {
+		sc.TraceID = parent.TraceID()
+	} else {
+		binary.BigEndian.PutUint64(sc.TraceID[8:], id)
+		sc.TraceID[0] = 0x7a
+	}
+	binary.BigEndian.PutUint64(sc.SpanID[:], id)
+	sc.TraceFlags = trace.FlagsSampled
+	s := &fakeSpan{name: name, kind: cfg.SpanKind(), attrs: map[attribute.Key]attribute.Value{},
+		sc: trace.NewSpanContext(sc), parent: parent}
 	s.SetAttributes(cfg.Attributes()...)
 	t.p.mu.Lock()
 	t.p.spans = append(t.p.spans, s)
@@ -257,8 +277,10 @@ func (t *fakeTracer) Start(ctx context.Context, name string, opts ...trace.SpanS
 
 type fakeSpan struct {
 	tracenoop.Span
-	name string
-	kind trace.SpanKind
+	name   string
+	kind   trace.SpanKind
+	sc     trace.SpanContext
+	parent trace.SpanContext // invalid for a root span
 
 	mu         sync.Mutex
 	attrs      map[attribute.Key]attribute.Value
@@ -268,6 +290,8 @@ type fakeSpan struct {
 }
 
 func (s *fakeSpan) IsRecording() bool { return true }
+
+func (s *fakeSpan) SpanContext() trace.SpanContext { return s.sc }
 
 func (s *fakeSpan) SetAttributes(kvs ...attribute.KeyValue) {
 	s.mu.Lock()
@@ -580,6 +604,40 @@ func TestTelemetryQueueGauges(t *testing.T) {
 
 	require.NoError(t, c.Stop(context.Background()))
 	require.Zero(t, mp.registered(), "Stop unregisters the gauges")
+}
+
+func TestTelemetryFilterCounters(t *testing.T) {
+	mp := newFakeMeterProvider()
+	fake := outhooktest.NewDeliverer("fake")
+	c := outhooktest.NewClient(t, &outhook.Config{
+		Registry: newIncidentRegistry(t), Deliverers: []outhook.Deliverer{fake}, MeterProvider: mp,
+	})
+	// Per emitted event: turned away by an expression, by a field filter,
+	// and by an expression that fails at run time (index out of range).
+	subscribe(t, c, outhook.Subscription{Events: []string{createdEvent}, Filter: &outhook.Filter{Expr: `payload.severity == "minor"`}})
+	subscribe(t, c, outhook.Subscription{Events: []string{createdEvent}, Filter: &outhook.Filter{Field: "systemIds", AnyOf: []string{"sys-9"}}})
+	subscribe(t, c, outhook.Subscription{Events: []string{createdEvent}, Filter: &outhook.Filter{Expr: `payload.systemIds[5] == "x"`}})
+	pass := subscribe(t, c, outhook.Subscription{Events: []string{createdEvent}, Filter: &outhook.Filter{Expr: `payload.severity == "critical"`}})
+	for _, id := range []string{"inc-1", "inc-2"} {
+		emit(t, c, incidentCreated, sampleIncident(id))
+	}
+	outhooktest.WaitIdle(t, c)
+	require.Len(t, fake.Calls(), 2)
+	for _, call := range fake.Calls() {
+		require.Equal(t, pass.ID, call.Request.Subscription.ID)
+	}
+
+	event := attribute.String("outhook.event.id", createdEvent)
+	require.Equal(t, outhook.FilterStats{FilteredOut: 4, Errors: 2}, c.FilterStats())
+	require.Equal(t, 4.0, mp.sum("outhook.filter.filtered_out", event), "the counter agrees with FilterStats")
+	require.Equal(t, 2.0, mp.sum("outhook.filter.errors", event), "the counter agrees with FilterStats")
+	for _, m := range mp.all() {
+		if m.name == "outhook.filter.filtered_out" || m.name == "outhook.filter.errors" {
+			// The event only: a subscription ID would make one series
+			// per subscription.
+			require.Equal(t, []attribute.KeyValue{event}, m.attrs.ToSlice(), "attributes of %s", m.name)
+		}
+	}
 }
 
 // opaqueQueue hides every optional interface of the queue it wraps.

@@ -26,6 +26,7 @@ const (
 	hdrKind    = "Outhook-Kind"
 	hdrCreated = "Outhook-Created-At" // RFC 3339, nanoseconds, UTC
 	hdrRunAt   = "Outhook-Run-At"     // likewise; absent when zero
+	hdrTrace   = "Outhook-Trace"      // Job.Trace, form-encoded (k=v&k=v); absent when empty
 
 	formatV1 = "1"
 )
@@ -64,10 +65,43 @@ func encodeJob(subject, token string, j *queue.Job) *nats.Msg {
 	if !j.RunAt.IsZero() {
 		h[hdrRunAt] = []string{j.RunAt.UTC().Format(time.RFC3339Nano)}
 	}
+	if len(j.Trace) > 0 {
+		h[hdrTrace] = []string{encodeTrace(j.Trace)}
+	}
 	if j.ID != "" {
 		h[jetstream.MsgIDHeader] = []string{msgID(token, j.ID)}
 	}
 	return &nats.Msg{Subject: subject, Header: h, Data: j.Payload}
+}
+
+// encodeTrace encodes a job's trace context as one header value:
+// application/x-www-form-urlencoded, which escapes everything a MIME
+// header cannot carry, and keeps the job's headers to one of ours however
+// many entries the application's propagator writes.
+func encodeTrace(tr map[string]string) string {
+	v := make(url.Values, len(tr))
+	for k, x := range tr {
+		v[k] = []string{x}
+	}
+	return v.Encode()
+}
+
+// decodeTrace decodes the value of an Outhook-Trace header; nil when there
+// is none. The trace context is telemetry, not part of the job's work: a
+// value that does not decode is dropped rather than poisoning the job.
+func decodeTrace(s string) map[string]string {
+	if s == "" {
+		return nil
+	}
+	v, err := url.ParseQuery(s)
+	if err != nil || len(v) == 0 {
+		return nil
+	}
+	tr := make(map[string]string, len(v))
+	for k, xs := range v {
+		tr[k] = xs[0]
+	}
+	return tr
 }
 
 // errPoison marks messages that are not jobs of this queue.
@@ -138,6 +172,7 @@ func decodeJob(groupName, token string, subject string, h nats.Header, data []by
 	if j.RunAt, err = stamp(hdrRunAt, false); err != nil {
 		return nil, err
 	}
+	j.Trace = decodeTrace(h.Get(hdrTrace))
 	j.Payload = data
 	return &j, nil
 }
@@ -152,6 +187,7 @@ type deadRecord struct {
 	RunAt     time.Time            `json:"run_at,omitzero"`
 	CreatedAt time.Time            `json:"created_at,omitzero"`
 	Errors    []queue.AttemptError `json:"errors,omitempty"`
+	Trace     map[string]string    `json:"trace,omitempty"`
 	DeadAt    time.Time            `json:"dead_at"`
 	// Sequence is the job's sequence number in the work or broadcast
 	// stream, for operators.
@@ -161,7 +197,7 @@ type deadRecord struct {
 func (r *deadRecord) job() *queue.Job {
 	return &queue.Job{
 		ID: r.ID, Group: r.Group, Kind: r.Kind, Payload: r.Payload, Attempt: r.Attempt,
-		RunAt: r.RunAt, CreatedAt: r.CreatedAt, Errors: r.Errors,
+		RunAt: r.RunAt, CreatedAt: r.CreatedAt, Errors: r.Errors, Trace: r.Trace,
 	}
 }
 
@@ -172,7 +208,7 @@ func (r *deadRecord) job() *queue.Job {
 func encodeDead(stream, token, source string, seq uint64, j *queue.Job, at time.Time) (*nats.Msg, error) {
 	body, err := json.Marshal(&deadRecord{
 		ID: j.ID, Group: j.Group, Kind: j.Kind, Payload: j.Payload, Attempt: j.Attempt,
-		RunAt: j.RunAt, CreatedAt: j.CreatedAt, Errors: j.Errors, DeadAt: at, Sequence: seq,
+		RunAt: j.RunAt, CreatedAt: j.CreatedAt, Errors: j.Errors, Trace: j.Trace, DeadAt: at, Sequence: seq,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("natsqueue: encode dead job %q: %w", j.ID, err)

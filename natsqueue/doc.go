@@ -44,7 +44,8 @@
 //
 // A job is one message: its Payload is the body; ID, Group, Kind (percent-
 // encoded), CreatedAt and RunAt (RFC 3339, nanoseconds) are headers, with
-// "Outhook-Job: 1" marking the format. A message that does not decode (no
+// "Outhook-Job: 1" marking the format; a job's Trace, when it has one, is
+// the header Outhook-Trace, form-encoded ("traceparent=00-…&tracestate=…"). A message that does not decode (no
 // such headers, a bad timestamp, a group that does not match its subject)
 // is a poisoned message: it is dead-lettered at once with the reason as
 // its error, and the other jobs are unaffected.

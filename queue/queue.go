@@ -67,6 +67,15 @@ type Job struct {
 	CreatedAt time.Time
 	// Errors holds the error of every failed run, oldest first.
 	Errors []AttemptError
+	// Trace is a text-map carrier of the trace context of the code that
+	// enqueued the job (the W3C traceparent and tracestate headers, by
+	// default), so that the run continues the trace that caused it. Opaque
+	// to the queue: it is persisted with the job, as given, and handed back
+	// on every run, retries included, and in Dead. Nil when tracing is off;
+	// a backend adds nothing to a job whose Trace is nil, and returns nil
+	// for jobs stored without one. The client may share one map between
+	// the jobs of one call; neither queue nor handler modifies it.
+	Trace map[string]string
 }
 
 // AttemptError records why one run of a job failed.

@@ -7,7 +7,8 @@
 // # Jobs and queues
 //
 // Every outhook job is a River job of one kind, "outhook", whose args carry
-// the job's Group, ID, Kind, Payload and CreatedAt. Each worker group is a
+// the job's Group, ID, Kind, Payload and CreatedAt, and its Trace (the trace
+// context, under "trace", left out when the job has none). Each worker group is a
 // River queue of its own, named from the group ("oh_" + a sanitized prefix
 // of the group name + a hash of it, the same on every node), with its own
 // workers ([Config.MaxWorkers] per node). Separate queues keep the groups

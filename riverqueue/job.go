@@ -103,6 +103,11 @@ type jobArgs struct {
 	// so that a node that does not know the group (the River leader running
 	// the rescuer, say) still knows the job's lease.
 	TimeoutMS int64 `json:"timeout_ms,omitempty"`
+	// Trace is queue.Job.Trace. Omitted when nil, so that jobs enqueued
+	// with tracing off keep the args they had before the field existed,
+	// and rows written before it decode with a nil Trace. Not part of the
+	// job's uniqueness (it has no river:"unique" tag).
+	Trace map[string]string `json:"trace,omitempty"`
 
 	// retryAt carries a handler's Retry time from Work to NextRetry, which
 	// River calls with the same *river.Job. Never encoded.
@@ -155,9 +160,17 @@ func checkJob(i int, j *queue.Job) error {
 	if j.Group == "" {
 		return fmt.Errorf("riverqueue: enqueue: job %d (id %q) has no group", i, j.ID)
 	}
+	// Args are JSON strings, which jsonb refuses with NUL bytes and
+	// encoding/json would change when not UTF-8.
+	clean := func(s string) bool { return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 }
 	for _, f := range [...]struct{ name, v string }{{"group", j.Group}, {"id", j.ID}, {"kind", j.Kind}} {
-		if !utf8.ValidString(f.v) || strings.IndexByte(f.v, 0) >= 0 {
+		if !clean(f.v) {
 			return fmt.Errorf("riverqueue: enqueue: job %d: %s %q is not valid UTF-8 without NUL bytes", i, f.name, f.v)
+		}
+	}
+	for k, v := range j.Trace {
+		if !clean(k) || !clean(v) {
+			return fmt.Errorf("riverqueue: enqueue: job %d: trace entry %q is not valid UTF-8 without NUL bytes", i, k)
 		}
 	}
 	return nil
@@ -182,6 +195,7 @@ func toJob(row *rivertype.JobRow, args *jobArgs) *queue.Job {
 		Attempt:   row.Attempt,
 		RunAt:     row.ScheduledAt,
 		CreatedAt: args.CreatedAt,
+		Trace:     args.Trace,
 	}
 	if j.CreatedAt.IsZero() {
 		j.CreatedAt = row.CreatedAt

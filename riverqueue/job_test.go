@@ -39,6 +39,31 @@ func TestPayloadRoundTrip(t *testing.T) {
 	}
 }
 
+func TestTraceArgs(t *testing.T) {
+	// No trace: no bytes in the args, as before the field existed.
+	enc, err := json.Marshal(&jobArgs{Group: "g", ID: "id"})
+	require.NoError(t, err)
+	require.NotContains(t, string(enc), "trace")
+
+	// Rows written before the field existed decode with a nil Trace.
+	old := `{"group":"g","id":"id","kind":"hook","payload":"{}","created_at":"2025-01-02T03:04:05Z","timeout_ms":60000}`
+	a, err := decodeArgs(&rivertype.JobRow{EncodedArgs: []byte(old)})
+	require.NoError(t, err)
+	require.Nil(t, a.Trace)
+	require.Nil(t, toJob(&rivertype.JobRow{}, a).Trace)
+
+	// A trace context round-trips, and reaches the job.
+	tr := map[string]string{
+		"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		"tracestate":  "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7",
+	}
+	enc, err = json.Marshal(&jobArgs{Group: "g", ID: "id", Trace: tr})
+	require.NoError(t, err)
+	a, err = decodeArgs(&rivertype.JobRow{EncodedArgs: enc})
+	require.NoError(t, err)
+	require.Equal(t, tr, toJob(&rivertype.JobRow{}, a).Trace)
+}
+
 func TestDecodeArgsPoisoned(t *testing.T) {
 	for name, args := range map[string]string{
 		"not an object":  `[1, 2]`,
@@ -81,7 +106,10 @@ func TestCheckJob(t *testing.T) {
 	require.ErrorContains(t, checkJob(1, &queue.Job{ID: "x"}), "has no group")
 	require.ErrorContains(t, checkJob(2, &queue.Job{Group: "g", ID: "a\x00b"}), "id")
 	require.ErrorContains(t, checkJob(3, &queue.Job{Group: "g\xff"}), "group")
+	require.ErrorContains(t, checkJob(5, &queue.Job{Group: "g", Trace: map[string]string{"traceparent": "a\x00"}}), "trace entry")
+	require.ErrorContains(t, checkJob(6, &queue.Job{Group: "g", Trace: map[string]string{"\xff": "x"}}), "trace entry")
 	require.NoError(t, checkJob(4, &queue.Job{Group: "g"}))
+	require.NoError(t, checkJob(7, &queue.Job{Group: "g", Trace: map[string]string{"traceparent": "00-ab-cd-01"}}))
 }
 
 func TestConfigResolve(t *testing.T) {

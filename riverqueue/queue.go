@@ -666,7 +666,7 @@ func (q *Queue[TTx]) buildParams(ctx context.Context, jobs []*queue.Job, priorit
 			}
 			seen[key] = struct{}{}
 		}
-		args := &jobArgs{Group: j.Group, ID: j.ID, JobKind: j.Kind, CreatedAt: j.CreatedAt, TimeoutMS: g.timeout.Milliseconds()}
+		args := &jobArgs{Group: j.Group, ID: j.ID, JobKind: j.Kind, CreatedAt: j.CreatedAt, TimeoutMS: g.timeout.Milliseconds(), Trace: j.Trace}
 		if args.CreatedAt.IsZero() {
 			args.CreatedAt = now
 		}

@@ -154,6 +154,16 @@ func failing(fail int) handlerFunc {
 	}
 }
 
+// sampleTrace returns the trace context the suite gives some jobs: W3C
+// trace context headers, as the outhook client's default propagator
+// writes them.
+func sampleTrace() map[string]string {
+	return map[string]string{
+		"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		"tracestate":  "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7",
+	}
+}
+
 // checkErrors asserts that errs records runs 1..n of a failing handler,
 // oldest first.
 func checkErrors(t *testing.T, errs []queue.AttemptError, n int, what string) {
@@ -180,7 +190,7 @@ func (s *suite) testAttemptsRetries(t *testing.T) {
 	created := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
 	before := time.Now()
 	c.enqueue(0,
-		&queue.Job{ID: "set", Group: g, Kind: "attempts", Payload: []byte(`{"n":1}`), CreatedAt: created},
+		&queue.Job{ID: "set", Group: g, Kind: "attempts", Payload: []byte(`{"n":1}`), CreatedAt: created, Trace: sampleTrace()},
 		&queue.Job{ID: "zero", Group: g, Kind: "attempts", Payload: []byte(`{"n":2}`)},
 	)
 	after := time.Now()
@@ -196,6 +206,11 @@ func (s *suite) testAttemptsRetries(t *testing.T) {
 			require.Equal(t, "attempts", r.Kind, "Kind")
 			require.False(t, r.CreatedAt.IsZero(), "CreatedAt of job %s is zero", id)
 			require.True(t, r.CreatedAt.Equal(runs[0].CreatedAt), "CreatedAt of job %s changed: %v, then %v", id, runs[0].CreatedAt, r.CreatedAt)
+			if id == "set" {
+				require.Equal(t, sampleTrace(), r.Trace, "Trace of job %s, run %d", id, i+1)
+			} else {
+				require.Nil(t, r.Trace, "Trace of job %s, enqueued without one, run %d", id, i+1)
+			}
 		}
 		switch id {
 		case "set":
@@ -226,7 +241,7 @@ func (s *suite) testAttemptsRestart(t *testing.T) {
 		return queue.Result{Disposition: queue.Retry, RunAt: time.Now().Add(s.delay), Err: fmt.Errorf("fail %d", k.Run)}
 	})
 	c.start()
-	c.enqueue(0, &queue.Job{ID: "job-1", Group: g, Kind: "restart", Payload: []byte("p")})
+	c.enqueue(0, &queue.Job{ID: "job-1", Group: g, Kind: "restart", Payload: []byte("p"), Trace: sampleTrace()})
 	rec.awaitRuns(t, s.wait, g, "job-1", 1)
 	c.stop(0)
 	before := len(rec.of(g, "job-1"))
@@ -241,6 +256,7 @@ func (s *suite) testAttemptsRestart(t *testing.T) {
 	checkErrors(t, r.Errors, before, "after a restart")
 	require.Equal(t, []byte("p"), r.Payload)
 	require.Equal(t, "restart", r.Kind)
+	require.Equal(t, sampleTrace(), r.Trace, "Trace after a restart")
 }
 
 // testDead: a Dead result lists the job in Dead, most recent first, with
@@ -268,7 +284,7 @@ func (s *suite) testDead(t *testing.T) {
 		}
 	}
 	// One at a time, so that b is the more recent.
-	c.enqueue(0, &queue.Job{ID: "a", Group: g, Kind: "dead", Payload: []byte("pa")})
+	c.enqueue(0, &queue.Job{ID: "a", Group: g, Kind: "dead", Payload: []byte("pa"), Trace: sampleTrace()})
 	eventually(t, s.wait, "job a in Dead", isDead("a"))
 	c.enqueue(0, &queue.Job{ID: "b", Group: g, Kind: "dead", Payload: []byte("pb")})
 	eventually(t, s.wait, "job b in Dead", isDead("b"))
@@ -286,6 +302,8 @@ func (s *suite) testDead(t *testing.T) {
 	require.Equal(t, []byte("pa"), a.Payload)
 	require.Equal(t, []byte("pb"), b.Payload)
 	require.False(t, a.CreatedAt.IsZero(), "CreatedAt of a dead job")
+	require.Equal(t, sampleTrace(), a.Trace, "Trace of a dead job")
+	require.Nil(t, b.Trace, "Trace of a dead job enqueued without one")
 
 	one, err := n.q.Dead(c.ctx(), 1)
 	require.NoError(t, err)
@@ -312,7 +330,7 @@ func (s *suite) testNext(t *testing.T) {
 		at := time.Now().Add(s.delay)
 		laterAt <- at
 		return queue.Result{Next: []*queue.Job{
-			{ID: "child-1", Group: gc, Kind: "child", Payload: []byte("one")},
+			{ID: "child-1", Group: gc, Kind: "child", Payload: []byte("one"), Trace: sampleTrace()},
 			{ID: "child-2", Group: gp, Kind: "child", Payload: []byte("two")},
 			{ID: "child-3", Group: gc, Kind: "child", Payload: []byte("three"), RunAt: at},
 		}}
@@ -334,6 +352,11 @@ func (s *suite) testNext(t *testing.T) {
 		require.Equal(t, 1, r.Attempt, "Attempt of Next job %s", x.id)
 		require.Equal(t, "child", r.Kind)
 		require.Equal(t, []byte(x.payload), r.Payload)
+		if x.id == "child-1" {
+			require.Equal(t, sampleTrace(), r.Trace, "Trace of Next job %s", x.id)
+		} else {
+			require.Nil(t, r.Trace, "Trace of Next job %s, made without one", x.id)
+		}
 	}
 	s.notBefore(t, runsOf(runs, gc, "child-3")[0].Start, at, "a Next job with RunAt")
 }

@@ -38,14 +38,16 @@
 //     RunAt of its Result.
 //   - Attempts: Attempt is 1, 2, 3 over the runs of a job, Errors holds the
 //     error of every failed run, oldest first, with its attempt number;
-//     Kind, Payload and CreatedAt reach every run unchanged, and a zero
-//     CreatedAt is filled in. With Durable the counts survive a restart.
+//     Kind, Payload, CreatedAt and Trace reach every run unchanged, a zero
+//     CreatedAt is filled in, and a job enqueued without a Trace has a nil
+//     one. With Durable the counts and the Trace survive a restart.
 //   - Lease: a handler that runs for most of GroupOptions.Timeout is never
 //     running twice at once for the same job, on any node, and its context
 //     is not ended before that Timeout.
 //   - Dead: a Dead result lists the job in Dead, most recent first, with
-//     its errors and attempt count; it never runs again.
-//   - Next: the Next jobs of a Done result run in their groups, once.
+//     its errors, attempt count and Trace; it never runs again.
+//   - Next: the Next jobs of a Done result run in their groups, once, with
+//     their Trace.
 //   - DuplicateEnqueue: with MultiNode or Durable, enqueueing a (Group, ID)
 //     that is pending or running again is accepted and produces no second
 //     run (see [queue.Job].ID).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -85,7 +86,7 @@ func (b *fakeBackend) lease(timeout time.Duration) time.Duration {
 // insert admits jobs; a live (Group, ID) is done already. Call with mu held.
 func (b *fakeBackend) insert(jobs []*queue.Job, now time.Time) {
 	for _, j := range jobs {
-		row := queue.Job{ID: j.ID, Group: j.Group, Kind: j.Kind, Payload: slices.Clone(j.Payload), CreatedAt: j.CreatedAt}
+		row := queue.Job{ID: j.ID, Group: j.Group, Kind: j.Kind, Payload: slices.Clone(j.Payload), CreatedAt: j.CreatedAt, Trace: maps.Clone(j.Trace)}
 		if row.CreatedAt.IsZero() {
 			row.CreatedAt = now
 		}

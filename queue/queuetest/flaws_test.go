@@ -36,6 +36,8 @@ var flaws = []flaw{
 	{name: "run-at-ignored", property: "RunAt"},
 	{name: "attempt-stuck", property: "Attempts"},
 	{name: "errors-dropped", property: "Attempts"},
+	{name: "trace-dropped", property: "Attempts"},
+	{name: "trace-lost-on-retry", property: "Attempts"},
 	{name: "restart-forgets-attempts", property: "Attempts", onFake: true, fake: fakeFlaws{forgetful: true}},
 	{name: "lease-overlap", property: "Lease"},
 	{name: "lease-shorter-than-timeout", property: "Lease", onFake: true, fake: fakeFlaws{shortLease: true}},
@@ -187,6 +189,10 @@ func (q *flawedQueue) wrap(h queue.Handler, opts queue.GroupOptions) queue.Handl
 			}
 		case "next-dropped":
 			res.Next = nil
+		case "trace-lost-on-retry":
+			if res.Disposition == queue.Retry {
+				j.Trace = nil // memqueue keeps the job: its next run sees this
+			}
 		}
 		return res
 	}
@@ -209,6 +215,10 @@ func (q *flawedQueue) Enqueue(ctx context.Context, jobs ...*queue.Job) error {
 		case "run-at-ignored":
 			c := *j
 			c.RunAt = time.Time{}
+			j = &c
+		case "trace-dropped":
+			c := *j
+			c.Trace = nil
 			j = &c
 		case "double-enqueue":
 			c := *j

@@ -3,6 +3,7 @@ package queuetest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ type run struct {
 	Attempt   int
 	CreatedAt time.Time
 	Errors    []queue.AttemptError
+	Trace     map[string]string
 	Start     time.Time // when the handler was called, by the process's clock
 
 	Ended       bool              // the handler has returned
@@ -80,7 +82,8 @@ func (r *recorder) handler(node int, fn handlerFunc) queue.Handler {
 		}
 		rec := run{
 			Node: node, Group: j.Group, ID: j.ID, Kind: j.Kind, Payload: slices.Clone(j.Payload),
-			Attempt: j.Attempt, CreatedAt: j.CreatedAt, Errors: slices.Clone(j.Errors), Start: start,
+			Attempt: j.Attempt, CreatedAt: j.CreatedAt, Errors: slices.Clone(j.Errors), Trace: maps.Clone(j.Trace),
+			Start: start,
 		}
 		r.mu.Lock()
 		i := len(r.runs)
