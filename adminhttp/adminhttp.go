@@ -152,7 +152,6 @@ type route struct {
 //	POST /messages/{messageId}/replay              replay an event to its current subscriptions
 //	GET  /deliveries/{deliveryId}/attempts         attempts with their own query and cursor
 //	GET  /attempts                                 attempts by subscription, event, status, time
-//	GET  /stats                                    counts by status, event and deliverer
 var routes = []route{
 	{Operation{"getOpenAPI", "GET", "/openapi.json", true}, (*Handler).getOpenAPI},
 	{Operation{"listEvents", "GET", "/events", true}, (*Handler).listEvents},
@@ -172,6 +171,7 @@ var routes = []route{
 	{Operation{"redeliver", "POST", "/deliveries/{deliveryId}/redeliver", false}, (*Handler).redeliver},
 	{Operation{"replayMessage", "POST", "/messages/{messageId}/replay", false}, (*Handler).replayMessage},
 	{Operation{"listFailedEvents", "GET", "/failed-events", true}, (*Handler).listFailedEvents},
+	{Operation{"getDeliveryStats", "GET", "/stats", true}, (*Handler).getDeliveryStats},
 }
 
 // wrap authorizes a request for rt and runs it, answering its error as a

@@ -55,6 +55,7 @@
 //	POST   /deliveries/{deliveryId}/redeliver             send a finished delivery again (202)
 //	POST   /messages/{messageId}/replay                   send an event again to today's subscriptions
 //	GET    /failed-events?limit                           events whose handler or transform gave up
+//	GET    /stats?hours&subscriptionId                    delivery counts by status, event, deliverer, subscription
 //
 // Bodies and answers are JSON with the field names of the root package's
 // types (outhook.Subscription, outhook.Delivery, outhook.Attempt, ...).

@@ -28,6 +28,7 @@ func Run(t *testing.T, newStore func(t *testing.T) outhook.Store) {
 		{"Deliveries", deliveryTests},
 		{"Store", storeTests},
 		{"Health", healthTests},
+		{"Stats", statsTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
