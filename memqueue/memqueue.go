@@ -690,6 +690,10 @@ func (q *Queue) apply(j *queue.Job, res queue.Result, now time.Time, errText str
 			}
 		}
 	case queue.Retry, queue.Dead:
+	case queue.Snooze:
+		// Not a run: as if the job had not been taken.
+		j.Attempt--
+		disp, hasErr = queue.Retry, false
 	default:
 		disp, hasErr = queue.Dead, true
 		errText = fmt.Sprintf("memqueue: unknown disposition %d", int(res.Disposition))

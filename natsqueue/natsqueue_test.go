@@ -318,6 +318,38 @@ func TestMaxDeliver(t *testing.T) {
 	require.Contains(t, d.Errors[2].Error, "delivered again after 2 runs")
 }
 
+// TestSnoozeIsNotARun checks that snoozes do not count against
+// MaxDeliver: a job that snoozes many more times than MaxDeliver allows
+// runs, and completes, with its runs counted right.
+func TestSnoozeIsNotARun(t *testing.T) {
+	stream := newStream(t)
+	q, _ := newQueue(t, natsqueue.Config{Stream: stream, MaxDeliver: 2})
+	var ran atomic.Int32
+	done := make(chan int, 1)
+	require.NoError(t, q.Subscribe("g", func(_ context.Context, j *queue.Job) queue.Result {
+		switch n := ran.Add(1); {
+		case n == 1:
+			return queue.Result{Disposition: queue.Retry, Err: errors.New("fail 1")}
+		case n <= 11:
+			return queue.Result{Disposition: queue.Snooze}
+		}
+		done <- j.Attempt
+		return queue.Result{}
+	}, queue.GroupOptions{}))
+	start(t, q)
+	require.NoError(t, q.Enqueue(ctx(t), &queue.Job{ID: "j", Group: "g"}))
+	select {
+	case attempt := <-done:
+		require.Equal(t, 2, attempt, "ten snoozes between two runs")
+	case <-ctx(t).Done():
+		t.Fatalf("the job did not complete after %d runs", ran.Load())
+	}
+	waitIdle(t, q)
+	dead, err := q.Dead(ctx(t), 10)
+	require.NoError(t, err)
+	require.Empty(t, dead)
+}
+
 // TestDeadOrder checks that Dead lists jobs most recent first and honours
 // its limit.
 func TestDeadOrder(t *testing.T) {

@@ -308,6 +308,14 @@ func (q *Queue) apply(g *group, m jetstream.Msg, seq, d uint64, key string, job 
 			q.handBack(ctx, g, m, key, job, job.Attempt, d, time.Time{}, 0)
 			return
 		}
+	case queue.Snooze:
+		// Not a run: the ledger keeps the runs as they were.
+		var delay time.Duration
+		if res.RunAt.After(now) {
+			delay = res.RunAt.Sub(now)
+		}
+		q.handBack(ctx, g, m, key, job, job.Attempt, d, res.RunAt, delay)
+		return
 	case queue.Dead:
 	default:
 		disp = queue.Dead

@@ -95,6 +95,12 @@ const (
 	Retry
 	// Dead gives up on the job; the queue keeps it as a dead job.
 	Dead
+	// Snooze runs the job again at Result.RunAt without counting the run:
+	// the handler looked at the job and chose to wait (for a rate limit,
+	// say) without working on it. Job.Attempt and Job.Errors stay as they
+	// were, Result.Err is ignored, and snoozes never count against a
+	// backend's bound on runs, however many there are.
+	Snooze
 )
 
 // String returns the disposition's name.
@@ -106,6 +112,8 @@ func (d Disposition) String() string {
 		return "retry"
 	case Dead:
 		return "dead"
+	case Snooze:
+		return "snooze"
 	default:
 		return "unknown"
 	}

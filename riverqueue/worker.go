@@ -106,6 +106,9 @@ func (w *worker[TTx]) Work(ctx context.Context, job *river.Job[jobArgs]) error {
 		// job available again without counting the attempt or recording
 		// an error (its "soft stop" handling).
 		return &retryError{err: res.Err}
+	case queue.Snooze:
+		// River does not count a snooze as an attempt.
+		return river.JobSnooze(max(time.Until(res.RunAt), 0))
 	case queue.Dead:
 		if res.Err == nil {
 			return river.JobCancel(errors.New(noErrorText))

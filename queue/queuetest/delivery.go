@@ -141,6 +141,44 @@ func (s *suite) testRunAtRetry(t *testing.T) {
 func (s *suite) testAttempts(t *testing.T) {
 	t.Run("Retries", s.testAttemptsRetries)
 	t.Run("Restart", s.testAttemptsRestart)
+	t.Run("Snooze", s.testAttemptsSnooze)
+}
+
+// testAttemptsSnooze: a snoozed run does not count: the job comes back no
+// sooner than the snooze's RunAt with the Attempt and Errors it had. (A
+// backend with a bound on runs tests on its own that snoozes do not reach
+// it: River takes a quarter of a second per snooze, so the suite keeps
+// their number small.)
+func (s *suite) testAttemptsSnooze(t *testing.T) {
+	c := s.cluster(t, 1)
+	g := newGroup("snooze")
+	rec := newRecorder()
+	const snoozes = 5
+	var lastAt time.Time
+	c.subscribe(g, queue.GroupOptions{}, rec, func(_ context.Context, j *queue.Job, k call) queue.Result {
+		switch {
+		case k.Run == 1:
+			return queue.Result{Disposition: queue.Retry, Err: errors.New("fail 1")}
+		case k.Run == 2:
+			lastAt = time.Now().Add(s.delay)
+			return queue.Result{Disposition: queue.Snooze, RunAt: lastAt, Err: errors.New("ignored")}
+		case k.Run <= snoozes+1:
+			return queue.Result{Disposition: queue.Snooze}
+		}
+		return queue.Result{}
+	})
+	c.start()
+	c.enqueue(0, &queue.Job{ID: "job-1", Group: g})
+	rec.awaitRuns(t, s.wait+s.delay, g, "job-1", snoozes+2)
+	c.settle(rec, g)
+	runs := rec.of(g, "job-1")
+	require.Len(t, runs, snoozes+2, "a job that snoozed %d times, then completed:\n%s", snoozes, rec.dump())
+	require.Equal(t, 1, runs[0].Attempt)
+	s.notBefore(t, runs[2].Start, lastAt, "a snoozed job")
+	for i, r := range runs[1:] {
+		require.Equal(t, 2, r.Attempt, "run %d: snoozes do not count as runs", i+2)
+		checkErrors(t, r.Errors, 1, fmt.Sprintf("run %d", i+2))
+	}
 }
 
 // failing returns a handler that fails the first fail runs of every job

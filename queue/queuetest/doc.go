@@ -40,7 +40,9 @@
 //     error of every failed run, oldest first, with its attempt number;
 //     Kind, Payload, CreatedAt and Trace reach every run unchanged, a zero
 //     CreatedAt is filled in, and a job enqueued without a Trace has a nil
-//     one. With Durable the counts and the Trace survive a restart.
+//     one. With Durable the counts and the Trace survive a restart. A
+//     Snooze is not a run: the job comes back no sooner than its RunAt
+//     with the Attempt and Errors it had.
 //   - Lease: a handler that runs for most of GroupOptions.Timeout is never
 //     running twice at once for the same job, on any node, and its context
 //     is not ended before that Timeout.

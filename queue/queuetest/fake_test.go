@@ -318,6 +318,12 @@ func (n *fakeNode) run(k rowKey, j *queue.Job, h queue.Handler) {
 		if r.runAt.IsZero() {
 			r.runAt = now
 		}
+	case queue.Snooze:
+		r.job.Attempt--
+		r.runAt = res.RunAt
+		if r.runAt.IsZero() {
+			r.runAt = now
+		}
 	default:
 		record(r, res.Err, now)
 		delete(b.rows, k)
