@@ -71,6 +71,27 @@ type Config struct {
 	// once, while the delivery is still being retried. Zero means
 	// DefaultFailingAttemptsThreshold (3); negative, never.
 	FailingAttemptsThreshold int
+	// MaxInFlightPerSubscription caps the attempts in progress at once to
+	// each subscription that sets no DeliveryLimits.MaxInFlight of its own,
+	// in this process. Zero, the default, means no cap. See Rate limits and
+	// fairness in the package documentation.
+	MaxInFlightPerSubscription int
+	// FailingMaxInFlight caps the attempts in progress at once to a
+	// subscription whose destination is failing: its latest attempt in this
+	// process failed and may be retried, or its latest delivery failed for
+	// good. A dead or hanging destination then holds at most this many of
+	// the queue's workers, and the others go on delivering to everyone
+	// else. Zero means DefaultFailingMaxInFlight (2); negative, no cap.
+	FailingMaxInFlight int
+	// OrderingSettle is how long a delivery with an ordering key waits
+	// after its event was emitted before it takes its turn (see
+	// EventDefinition.OrderingKey), so that the events emitted just before
+	// it, which may still be routing on another worker or node, are
+	// recorded first. Events are delivered in emit order when each is
+	// routed within this time of its emit. Zero means
+	// DefaultOrderingSettle (1 s); negative, no wait. Deliveries without an
+	// ordering key never wait.
+	OrderingSettle time.Duration
 	// Logger receives the client's logs. Nil means slog.Default(). Logs
 	// carry the IDs of the delivery, event, subscription and message they
 	// concern, never payloads, configurations or secrets.
@@ -113,6 +134,8 @@ type Client struct {
 	errorTexts      textCache // shares the texts of failed attempts
 	tel             telemetry // OpenTelemetry instruments; the zero value records nothing
 	health          healthPolicy
+	limits          *limiters // rate limits and in-flight caps, per subscription
+	orderingSettle  time.Duration
 
 	// filters holds compiled CEL filters and the filter counters; its zero
 	// value is ready to use.
@@ -188,6 +211,15 @@ func NewClient(cfg *Config) (*Client, error) {
 		return nil, err
 	}
 	c.health = health
+	if c.limits, err = newLimiters(cfg); err != nil {
+		return nil, err
+	}
+	switch c.orderingSettle = cfg.OrderingSettle; {
+	case c.orderingSettle == 0:
+		c.orderingSettle = DefaultOrderingSettle
+	case c.orderingSettle < 0:
+		c.orderingSettle = 0
+	}
 	if c.log == nil {
 		c.log = slog.Default()
 	}

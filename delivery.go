@@ -217,6 +217,10 @@ type Delivery struct {
 	SubscriptionID string         `json:"subscriptionId"`
 	DelivererID    string         `json:"delivererId"`
 	Status         DeliveryStatus `json:"status"`
+	// OrderingKey is the value of the event's ordering key field in the
+	// payload (see EventDefinition.OrderingKey); empty when the delivery
+	// is not ordered.
+	OrderingKey string `json:"orderingKey,omitempty"`
 	// Payload is the document sent, after the event's transform.
 	Payload    json.RawMessage `json:"payload"`
 	OccurredAt time.Time       `json:"occurredAt"`

@@ -76,6 +76,49 @@
 // never emit them, so a failing subscription to "outhook.**" cannot feed
 // itself.
 //
+// # Rate limits and fairness
+//
+// A subscription may bound the pace of its attempts (Subscription.Limits):
+// a rate, as a token bucket from golang.org/x/time/rate (Slack's incoming
+// webhooks take about one message a second), and a cap on the attempts in
+// progress at once; Config.MaxInFlightPerSubscription sets a cap for the
+// subscriptions that set none. A subscription whose destination is failing
+// (its latest attempt failed and may be retried, or its latest delivery
+// failed for good) gets at most Config.FailingMaxInFlight attempts at once
+// (2 by default), whatever its own cap. A delivery that must wait gives its
+// queue worker back and runs again when its turn comes; waiting is not an
+// attempt and does not move its retry schedule, and waiting deliveries
+// come back one by one, paced, rather than all together. So once an
+// attempt to a destination that is down or hanging has failed (or timed
+// out), it holds a few of the queue's workers, and first attempts to every
+// other destination go on; until then, a destination that has just begun
+// to hang can hold as many workers as its cap allows for one
+// Config.DeliveryTimeout, all of them without a cap: set
+// Config.MaxInFlightPerSubscription (a quarter of the queue's workers, say)
+// to bound that too. Limits hold per process: several nodes sharing a
+// durable queue each apply them.
+//
+// # Ordering keys
+//
+// Deliveries are made in any order by default. An event definition may
+// name a payload field as its ordering key (EventDefinition.OrderingKey,
+// for example "incidentId"): the deliveries to one subscription whose
+// payloads hold the same value there are then made one at a time, in emit
+// order (the event's emit time, then its message ID). A delivery that
+// keeps failing holds up only the later deliveries of its own key, until
+// it succeeds or fails for good; other keys and other subscriptions go on.
+// A delivery waiting for its turn gives its worker back, as with the rate
+// limits, and makes no attempt. An ordered delivery also waits
+// Config.OrderingSettle (1 s by default) after its event was emitted, so
+// that events emitted just before it, still being routed by another worker
+// or node, are recorded first: order holds for events routed within that
+// time of their emit. A redelivered or replayed delivery takes its place in
+// emit order again, ahead of the later pending deliveries of its key, but
+// a later delivery already being attempted is not stopped: for that moment
+// two attempts of the key are in progress. A delivery left pending without
+// its queue job (after a store outage that outlasted the handler's
+// retries) holds up its key until it is dealt with.
+//
 // # Deliveries and retries
 //
 // Each (event, subscription) pair becomes one Delivery with its own stable

@@ -51,6 +51,19 @@ type EventDefinition[T any] struct {
 	// TransformPayload, if set, turns the hook's payload into what
 	// subscribers receive. It runs once per event, before routing.
 	TransformPayload TransformFunc[T]
+	// OrderingKey, if set, is the path of a payload field, with dots
+	// between the names of nested objects ("incidentId",
+	// "incident.id"), in the payload as subscribers receive it (after
+	// TransformPayload). The deliveries to one subscription whose payloads
+	// have the same value there (a string, number or boolean) are made one
+	// at a time, in emit order, and a delivery that keeps failing holds up
+	// only the later ones of its own key. Events without the field, or with
+	// another kind of value, are not ordered. Off (empty) by default. See
+	// Ordering keys in the package documentation.
+	//
+	// Without a transform the path must name a field of T, by its JSON
+	// name; with one it is checked only for its form.
+	OrderingKey string
 }
 
 // Event is a registered integration event, as listed by an EventRegistry.
@@ -69,6 +82,9 @@ type Event struct {
 	Schema json.RawMessage `json:"schema"`
 	// Transformed reports whether the event has a TransformPayload.
 	Transformed bool `json:"transformed"`
+	// OrderingKey is the path of the payload field whose value orders
+	// deliveries (EventDefinition.OrderingKey); empty when they are not.
+	OrderingKey string `json:"orderingKey,omitempty"`
 }
 
 // eventRecord is an Event with its generic parts erased: the one seam past
@@ -79,6 +95,8 @@ type eventRecord struct {
 	// transform decodes a raw payload of the hook's type, transforms it, and
 	// encodes the result. nil when the event has no transform.
 	transform func(raw []byte) (json.RawMessage, error)
+	// ordering is OrderingKey split at its dots; nil when not ordered.
+	ordering []string
 }
 
 // Category is a group of events, as returned by EventRegistry.Categories.
@@ -168,6 +186,10 @@ func registerEvent[T any](r *EventRegistry, def EventDefinition[T], plugin Plugi
 	if category == "" {
 		category = CategoryUncategorized
 	}
+	ordering, err := orderingPath(def.OrderingKey, typ, def.TransformPayload != nil)
+	if err != nil {
+		return Event{}, fmt.Errorf("outhook: event %q: OrderingKey: %w", id, err)
+	}
 	rec := &eventRecord{
 		Event: Event{
 			ID:          id,
@@ -178,9 +200,11 @@ func registerEvent[T any](r *EventRegistry, def EventDefinition[T], plugin Plugi
 			Category:    category,
 			Schema:      schema,
 			Transformed: def.TransformPayload != nil,
+			OrderingKey: def.OrderingKey,
 		},
 		typ:       typ,
 		transform: eraseTransform(id, def.TransformPayload),
+		ordering:  ordering,
 	}
 
 	r.mu.Lock()

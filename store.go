@@ -85,6 +85,19 @@ type Store interface {
 	// ListDeliveries returns the deliveries that match q, newest first:
 	// by CreatedAt, then by ID, both descending (see DeliveryCursor).
 	ListDeliveries(ctx context.Context, q DeliveryQuery) ([]*Delivery, error)
+	// FirstPending returns the pending delivery to a subscription with the
+	// given (non-empty) ordering key that comes first in emit order: by
+	// OccurredAt, then MessageID, then ID. It returns nil, and no error,
+	// when there is none. See EventDefinition.OrderingKey.
+	FirstPending(ctx context.Context, subscriptionID, orderingKey string) (*PendingHead, error)
+}
+
+// PendingHead is the first pending delivery of an ordering key: the one
+// whose turn it is.
+type PendingHead struct {
+	ID string
+	// NextAttemptAt is when it is due.
+	NextAttemptAt time.Time
 }
 
 // DeliveryUpdate is the new state of a delivery after an attempt.
@@ -221,6 +234,11 @@ type MemoryStore struct {
 	omu      sync.RWMutex
 	order    []*Delivery  // by creation
 	finished atomic.Int64 // succeeded or failed deliveries stored
+
+	// kmu guards keyed, the pending deliveries that have an ordering key,
+	// by subscription and key. Lock order: kmu, then a shard's lock.
+	kmu   sync.Mutex
+	keyed map[orderingLane]map[string]*Delivery
 }
 
 // deliveryShards is the number of delivery shards of a MemoryStore: a power
@@ -447,6 +465,9 @@ func (s *MemoryStore) CreateDeliveries(ctx context.Context, ds []*Delivery) erro
 		sh.mu.Unlock()
 		if !dup {
 			s.insertOrdered(d)
+			if d.OrderingKey != "" {
+				s.syncLane(d)
+			}
 		}
 	}
 	s.evictIfDue(true)
@@ -515,7 +536,11 @@ func (s *MemoryStore) UpdateDelivery(ctx context.Context, id string, attempt *At
 	case wasDone && !isDone:
 		s.finished.Add(-1)
 	}
+	keyed := d.OrderingKey != "" && wasDone != isDone
 	sh.mu.Unlock()
+	if keyed {
+		s.syncLane(d)
+	}
 	if !wasDone && isDone {
 		s.evictIfDue(false)
 	}
@@ -563,17 +588,23 @@ func (s *MemoryStore) evictIfDue(locked bool) {
 func (s *MemoryStore) ReopenDelivery(ctx context.Context, id string, at time.Time) (*Delivery, error) {
 	sh := s.shard(id)
 	sh.mu.Lock()
-	defer sh.mu.Unlock()
 	d, ok := sh.m[id]
 	if !ok {
+		sh.mu.Unlock()
 		return nil, notFound("delivery", id)
 	}
 	if d.Status == DeliveryPending {
+		sh.mu.Unlock()
 		return nil, fmt.Errorf("%w: %q", ErrDeliveryPending, id)
 	}
 	d.Status, d.NextAttemptAt, d.UpdatedAt, d.NextAttemptTrigger = DeliveryPending, at, at, TriggerManual
 	s.finished.Add(-1)
-	return cloneDelivery(d), nil
+	out := cloneDelivery(d)
+	sh.mu.Unlock()
+	if d.OrderingKey != "" {
+		s.syncLane(d)
+	}
+	return out, nil
 }
 
 // ListDeliveries implements Store.
@@ -613,6 +644,7 @@ func (s *MemoryStore) ListDeliveries(ctx context.Context, q DeliveryQuery) ([]*D
 // attempt: the fields it needs, without the attempts themselves.
 type deliveryState struct {
 	ID, MessageID, EventID, SubscriptionID string
+	OrderingKey                            string
 	Status                                 DeliveryStatus
 	NextAttemptTrigger                     AttemptTrigger
 	Payload                                json.RawMessage
@@ -627,7 +659,7 @@ type deliveryState struct {
 // stateOf returns the state of d.
 func stateOf(d *Delivery) deliveryState {
 	st := deliveryState{ID: d.ID, MessageID: d.MessageID, EventID: d.EventID, SubscriptionID: d.SubscriptionID,
-		Status: d.Status, NextAttemptTrigger: d.NextAttemptTrigger, Payload: d.Payload, OccurredAt: d.OccurredAt,
+		OrderingKey: d.OrderingKey, Status: d.Status, NextAttemptTrigger: d.NextAttemptTrigger, Payload: d.Payload, OccurredAt: d.OccurredAt,
 		attempts: len(d.Attempts)}
 	for i := len(d.Attempts) - 1; i >= 0; i-- {
 		st.sinceManual++

@@ -94,6 +94,13 @@ func (c *Client) route(ctx context.Context, rec *eventRecord, payload json.RawMe
 			NextAttemptAt:      now,
 			NextAttemptTrigger: trigger,
 		}}
+		if rec.ordering != nil {
+			doc, err := fin.decode(rec.ID)
+			if err != nil {
+				return nil, err
+			}
+			r.OrderingKey = orderingValue(doc, rec.ordering)
+		}
 		r.job = queue.Job{ID: r.ID, Group: deliveryGroup, Kind: kindDelivery, CreatedAt: now, Trace: c.tel.jobTrace(ctx)}
 		r.Attempts = r.first[:0:1]
 		ds = append(ds, &r.Delivery)
@@ -151,12 +158,36 @@ func (c *Client) handleDelivery(ctx context.Context, job *queue.Job) queue.Resul
 	sub, err := c.store.GetSubscription(ctx, d.SubscriptionID)
 	switch {
 	case errors.Is(err, ErrNotFound):
+		c.limits.forget(d.SubscriptionID)
 		return c.abandon(ctx, job, &d, "", "subscription was deleted")
 	case err != nil:
 		return c.storeFailure(ctx, job, err)
 	case sub.Disabled:
 		return c.abandon(ctx, job, &d, sub.DelivererID, "subscription is disabled")
 	}
+	// The turn of an ordered delivery, then the subscription's rate limit
+	// and in-flight cap: a delivery that must wait gives its worker back
+	// and runs again later. That is not an attempt: nothing is recorded,
+	// and the retry schedule does not move.
+	if d.OrderingKey != "" {
+		wait, err := c.orderingWait(ctx, &d, c.limits.get(sub), now)
+		if err != nil {
+			return c.storeFailure(ctx, job, err)
+		}
+		if wait > 0 {
+			return queue.Result{Disposition: queue.Snooze, RunAt: time.Now().Add(wait)}
+		}
+	}
+	lim, wait := c.limits.acquire(sub, d.ID, time.Now())
+	if lim == nil {
+		return queue.Result{Disposition: queue.Snooze, RunAt: time.Now().Add(wait)}
+	}
+	released := false
+	defer func() {
+		if !released { // a panic below: give the slot back all the same
+			lim.release("", 0)
+		}
+	}()
 
 	// The attempt and the request escape to the heap (the store and the
 	// deliverer are interfaces): one allocation holds both.
@@ -193,6 +224,8 @@ func (c *Client) handleDelivery(ctx context.Context, job *queue.Job) queue.Resul
 		return queue.Result{Disposition: queue.Retry, Err: ctx.Err()}
 	}
 	attempt.record(res, err, end)
+	released = true
+	lim.release(attempt.Outcome, attempt.Duration)
 	if err != nil {
 		// A destination that is down fails every delivery with the same
 		// text, which pending deliveries keep: keep it once.
@@ -354,10 +387,24 @@ func (a *Attempt) record(res DeliveryResult, err error, end time.Time) {
 	a.RequestHeaders = recordHeaders(res.RequestHeaders, false)
 	a.ResponseHeaders = recordHeaders(res.ResponseHeaders, true)
 	a.ExternalID = res.ExternalID
-	a.Outcome, a.RetryAfter = classify(err)
-	if err != nil {
-		a.Error, a.ErrorClass = err.Error(), errorClass(err)
+	a.Outcome, a.RetryAfter, a.Error, a.ErrorClass = readError(err)
+}
+
+// readError classifies a deliverer's error and reads its text. A broken
+// error (a nil pointer in an interface, say) whose methods panic is a
+// retryable failure of class ErrorClassDeliverer, not a crash.
+func readError(err error) (outcome AttemptOutcome, retryAfter time.Duration, text, class string) {
+	if err == nil {
+		return AttemptSucceeded, 0, "", ""
 	}
+	defer func() {
+		if r := recover(); r != nil {
+			outcome, retryAfter, class = AttemptRetryable, 0, ErrorClassDeliverer
+			text = fmt.Sprintf("outhook: reading the deliverer's error (%T) panicked: %v", err, r)
+		}
+	}()
+	outcome, retryAfter = classify(err)
+	return outcome, retryAfter, err.Error(), errorClass(err)
 }
 
 // disableGone disables a subscription whose destination is gone, and

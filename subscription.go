@@ -36,6 +36,9 @@ type Subscription struct {
 	DisabledReason string `json:"disabledReason,omitempty"`
 	// Filter, if set, narrows the events by payload.
 	Filter *Filter `json:"filter,omitempty"`
+	// Limits bound the pace of attempts to the destination: a rate and a
+	// cap on attempts in progress. The zero value sets none.
+	Limits DeliveryLimits `json:"limits,omitzero"`
 	// Health is how the subscription's recent deliveries ended, kept by
 	// outhook (see Endpoint health in the package documentation). It is
 	// read-only: CreateSubscription starts it at zero and
@@ -253,7 +256,11 @@ func (c *Client) DeleteSubscription(ctx context.Context, id string) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
-	return c.store.DeleteSubscription(ctx, id)
+	if err := c.store.DeleteSubscription(ctx, id); err != nil {
+		return err
+	}
+	c.limits.forget(id)
+	return nil
 }
 
 // Subscription returns the subscription with the given ID.
@@ -297,6 +304,9 @@ func (c *Client) validateSubscription(s *Subscription) error {
 		if _, ok := c.registry.Event(ev); !ok {
 			return &SubscriptionError{Field: field, Reason: fmt.Sprintf("unknown event %q", ev), Err: ErrNotFound}
 		}
+	}
+	if err := s.Limits.validate(); err != nil {
+		return err
 	}
 	if s.DelivererID == "" {
 		return &SubscriptionError{Field: "delivererId", Reason: "is required"}

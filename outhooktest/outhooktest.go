@@ -44,6 +44,7 @@ type Outcome struct {
 	retryAfter time.Duration
 	result     outhook.DeliveryResult
 	panicValue any
+	release    <-chan struct{} // ends a Block early
 }
 
 // Succeed is an attempt that succeeds.
@@ -82,6 +83,15 @@ func Panic(v any) Outcome { return Outcome{kind: doPanic, panicValue: v} }
 // Block is an attempt that waits until its context is done and fails with
 // the context's error, as a destination that never answers.
 func Block() Outcome { return Outcome{kind: block} }
+
+// BlockUntil is an attempt that waits until release is closed, and then
+// fails with a retryable error, as a destination that answers 503 late;
+// or until its context is done, and then fails with the context's error.
+// Tests use it to hold deliveries in flight for as long as they need,
+// whatever the machine's speed.
+func BlockUntil(release <-chan struct{}) Outcome {
+	return Outcome{kind: block, release: release, err: errors.New("fake: answered late"), result: outhook.DeliveryResult{StatusCode: 503}}
+}
 
 func orDefault(err error, msg string) error {
 	if err == nil {
@@ -190,8 +200,12 @@ func (d *Deliverer) Deliver(ctx context.Context, req *outhook.DeliveryRequest) (
 	case doPanic:
 		panic(o.panicValue)
 	case block:
-		<-ctx.Done()
-		return outhook.DeliveryResult{}, ctx.Err()
+		select {
+		case <-ctx.Done():
+			return outhook.DeliveryResult{}, ctx.Err()
+		case <-o.release: // a nil channel never is
+			return o.result, o.err
+		}
 	}
 	return o.result, call.Err
 }

@@ -140,3 +140,8 @@ func (s *Store) ReopenDelivery(ctx context.Context, id string, at time.Time) (*o
 func (s *Store) ListDeliveries(ctx context.Context, q outhook.DeliveryQuery) ([]*outhook.Delivery, error) {
 	return s.s.ListDeliveries(ctx, q)
 }
+
+// FirstPending implements outhook.Store.
+func (s *Store) FirstPending(ctx context.Context, subscriptionID, orderingKey string) (*outhook.PendingHead, error) {
+	return s.s.FirstPending(ctx, subscriptionID, orderingKey)
+}

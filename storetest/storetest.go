@@ -29,6 +29,7 @@ func Run(t *testing.T, newStore func(t *testing.T) outhook.Store) {
 		{"Store", storeTests},
 		{"Health", healthTests},
 		{"Stats", statsTests},
+		{"Ordering", orderingTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
@@ -299,6 +300,7 @@ func fullSubscription(id string, created time.Time) *outhook.Subscription {
 		Disabled:       true,
 		DisabledReason: "destination gone: safehttp: POST https://hooks.example.com/in?sig=REDACTED: 410 Gone",
 		Filter:         &outhook.Filter{Field: "incident.systemIds", AnyOf: []string{"sys-2", "a,b", `"quoted"`, "42", "true", "日本"}, Expr: celSource},
+		Limits:         outhook.DeliveryLimits{Rate: 0.25, Burst: 3, MaxInFlight: 7},
 		CreatedAt:      created.In(ist),
 		UpdatedAt:      created.Add(90*time.Minute + 123_456_789),
 	}

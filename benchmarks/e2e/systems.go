@@ -385,6 +385,11 @@ func (s *outhookSys) start(ctx context.Context, cfg outhookConfig, store outhook
 	if cfg.retryFirst > 0 {
 		first := cfg.retryFirst
 		occ.DeliveryRetry = outhook.RetryPolicy{NewBackOff: func() backoff.BackOff { return outhook.NewSchedule(first) }}
+		// The row measures deliveries pending after one failed attempt
+		// each: the cap on a failing destination would only make the
+		// first attempts wait their turn (as delayed jobs, which the row
+		// counts as done).
+		occ.FailingMaxInFlight = -1
 	}
 	client, err := outhook.NewClient(occ)
 	if err != nil {

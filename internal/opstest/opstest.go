@@ -2,7 +2,8 @@
 // client, run on every backend: recovery (Client.Recover), replay
 // (Client.Replay), the delivery listing's cursors and time range
 // (Client.Deliveries) and payload filters in CEL with their counters
-// (Client.FilterStats). The store and queue suites (storetest,
+// (Client.FilterStats), and the per-subscription delivery limits
+// (Subscription.Limits). The store and queue suites (storetest,
 // queuetest) check each interface alone; this one checks that the client's
 // operations built on them behave alike on the in-memory, SQLite, Postgres
 // and NATS backends, as issue 6 asks.
@@ -66,6 +67,9 @@ func Run(t *testing.T, newParts NewParts) {
 		{"DeliveriesTimeRange", s.testTimeRange},
 		{"FilterExprRouting", s.testFilterRouting},
 		{"FilterStats", s.testFilterStats},
+		{"LimitsMaxInFlight", s.testLimitsMaxInFlight},
+		{"LimitsRate", s.testLimitsRate},
+		{"OrderingKeys", s.testOrdering},
 	} {
 		t.Run(tc.name, tc.fn)
 	}
@@ -90,6 +94,7 @@ var (
 	raised  = outhook.MustNewHook[Alert]("raised")
 	cleared = outhook.MustNewHook[Alert]("cleared")
 	mapped  = outhook.MustNewHook[Alert]("mapped")
+	ordered = outhook.MustNewHook[Alert]("ordered")
 	plugin  = outhook.PluginMetadata{PluginID: "ops", DisplayName: "Operations suite"}
 )
 
@@ -97,6 +102,7 @@ const (
 	raisedEvent  = "ops.raised"
 	clearedEvent = "ops.cleared"
 	mappedEvent  = "ops.mapped"
+	orderedEvent = "ops.ordered"
 )
 
 func newRegistry() *outhook.EventRegistry {
@@ -109,6 +115,7 @@ func newRegistry() *outhook.EventRegistry {
 			return map[string]any{"alert_id": a.ID, "level": a.Severity}, nil
 		},
 	}, plugin)
+	outhook.MustRegisterEvent(reg, outhook.EventDefinition[Alert]{Hook: ordered, DisplayName: "Alert, ordered by ID", OrderingKey: "id"}, plugin)
 	return reg
 }
 
@@ -294,11 +301,13 @@ func (s *suite) testRecoverBounded(t *testing.T) {
 // their new attempts end, so a second recovery meanwhile sends none of
 // them; each ends with one redelivery's attempts, never two.
 func (s *suite) testRecoverInFlight(t *testing.T) {
-	// Each redelivery's attempt hangs until the delivery timeout, long
-	// enough for the second call to come while it is pending.
-	e := s.client(t, &outhook.Config{DeliveryTimeout: time.Second, DeliveryRetry: outhooktest.NoDelay(1)})
+	// Each redelivery's attempt hangs until the test releases it, while
+	// the second call comes. (The subscription is failing, so its attempts
+	// run two at a time, which changes nothing here.)
+	e := s.client(t, &outhook.Config{DeliveryTimeout: WaitTimeout, DeliveryRetry: outhooktest.NoDelay(1)})
 	sub, ds := e.failAll(4)
-	e.fake.SetDefault(outhooktest.Block())
+	release := make(chan struct{})
+	e.fake.SetDefault(outhooktest.BlockUntil(release))
 	res, err := e.c.Recover(ctx(t), outhook.RecoverRequest{SubscriptionID: sub.ID})
 	require.NoError(t, err)
 	require.Equal(t, len(ds), res.Redelivered)
@@ -308,6 +317,7 @@ func (s *suite) testRecoverInFlight(t *testing.T) {
 	for _, d := range ds {
 		require.ErrorIs(t, e.c.Redeliver(ctx(t), d.ID), outhook.ErrDeliveryPending)
 	}
+	close(release)
 	e.wait()
 	got := e.deliveries(outhook.DeliveryQuery{SubscriptionID: sub.ID})
 	require.Len(t, got, len(ds))

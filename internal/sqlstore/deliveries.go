@@ -15,8 +15,8 @@ import (
 
 const (
 	deliveryColumns = "id, message_id, event_id, subscription_id, deliverer_id, status, payload, occurred_at, created_at, " +
-		"updated_at, next_attempt_at, next_attempt_trigger, external_id, last_error, attempt_count"
-	deliveryColumnCount = 15
+		"updated_at, next_attempt_at, next_attempt_trigger, external_id, last_error, attempt_count, ordering_key"
+	deliveryColumnCount = 16
 	attemptColumns      = "delivery_id, seq, number, triggered_by, started_at, deliverer_id, duration_ns, outcome, error, " +
 		"error_class, status_code, response, external_id, retry_after_ns, next_attempt_at, request_headers, response_headers"
 	attemptColumnCount = 17
@@ -59,7 +59,7 @@ func (s *Store) deliveryArgs(d *outhook.Delivery) ([]any, error) {
 	}
 	return []any{d.ID, d.MessageID, d.EventID, d.SubscriptionID, d.DelivererID, string(d.Status), payload,
 		s.d.timeArg(d.OccurredAt), s.d.timeArg(d.CreatedAt), s.d.timeArg(d.UpdatedAt), s.d.nullTimeArg(d.NextAttemptAt),
-		string(d.NextAttemptTrigger), text(d.ExternalID), text(d.LastError), len(d.Attempts)}, nil
+		string(d.NextAttemptTrigger), text(d.ExternalID), text(d.LastError), len(d.Attempts), text(d.OrderingKey)}, nil
 }
 
 func (s *Store) checkAttempt(deliveryID string, a *outhook.Attempt) error {
@@ -226,7 +226,7 @@ func scanDelivery(row scanner) (d *outhook.Delivery, count int, err error) {
 	var payload []byte
 	err = row.Scan(&d.ID, &d.MessageID, &d.EventID, &d.SubscriptionID, &d.DelivererID, &d.Status, &payload,
 		timeDest{&d.OccurredAt}, timeDest{&d.CreatedAt}, timeDest{&d.UpdatedAt}, timeDest{&d.NextAttemptAt},
-		&d.NextAttemptTrigger, &d.ExternalID, &d.LastError, &count)
+		&d.NextAttemptTrigger, &d.ExternalID, &d.LastError, &count, &d.OrderingKey)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -538,4 +538,26 @@ func (s *Store) attemptsOf(ctx context.Context, ds []*outhook.Delivery, counts m
 		}
 	}
 	return nil
+}
+
+// FirstPending implements outhook.Store, through the partial index
+// outhook_deliveries_ordering.
+func (s *Store) FirstPending(ctx context.Context, subscriptionID, orderingKey string) (*outhook.PendingHead, error) {
+	const op = "first pending delivery"
+	if !storable(subscriptionID) || !storable(orderingKey) {
+		return nil, nil // no stored delivery has it
+	}
+	var (
+		h    outhook.PendingHead
+		next time.Time
+	)
+	err := s.db.QueryRowContext(ctx, s.q.firstPending, subscriptionID, orderingKey).Scan(&h.ID, timeDest{&next})
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, nil
+	case err != nil:
+		return nil, s.fail(ctx, op, err)
+	}
+	h.NextAttemptAt = next
+	return &h, nil
 }

@@ -385,7 +385,7 @@ const (
 
 // deliveryColumnKinds are the kinds of deliveryArgs' values.
 var deliveryColumnKinds = []colKind{colText, colText, colText, colText, colText, colText, colNullText,
-	colTime, colTime, colTime, colTime, colText, colText, colText, colInt}
+	colTime, colTime, colTime, colTime, colText, colText, colText, colInt, colText}
 
 // updateColumnKinds are the kinds of the rows of updateManyPostgres: the
 // update (id, status, next_attempt_at, next_attempt_trigger, last_error,

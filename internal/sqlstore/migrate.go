@@ -17,7 +17,7 @@ import (
 
 // SchemaVersion is the version of the tables this package reads and writes:
 // the highest migration it has.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
 // migrationLine names the store's migrations in outhook_migrations, which
 // other parts of outhook may share with lines of their own.

@@ -25,6 +25,7 @@ type queries struct {
 	readVersion             string
 
 	getDelivery      string
+	firstPending     string // the first pending delivery of an ordering key
 	deliveryAttempts string
 	updateDelivery   string
 	reopenDelivery   string
@@ -42,9 +43,9 @@ const versionKey = "'subscriptions_version'"
 
 func newQueries(d Dialect) queries {
 	q := queries{
-		insertSubscription: `INSERT INTO outhook_subscriptions (` + subWriteColumns + `) VALUES (` + marks(10) + `) ON CONFLICT (id) DO NOTHING`,
+		insertSubscription: `INSERT INTO outhook_subscriptions (` + subWriteColumns + `) VALUES (` + marks(11) + `) ON CONFLICT (id) DO NOTHING`,
 		updateSubscription: `UPDATE outhook_subscriptions SET name = ?, events = ?, deliverer_id = ?, config = ?, disabled = ?,
-			disabled_reason = ?, filter = ?, created_at = ?, updated_at = ? WHERE id = ?`,
+			disabled_reason = ?, filter = ?, delivery_limits = ?, created_at = ?, updated_at = ? WHERE id = ?`,
 		// Enabling a disabled subscription starts its run of failures
 		// afresh; the right-hand sides read the row as it was.
 		setSubscriptionDisabled: `UPDATE outhook_subscriptions SET disabled = ?, disabled_reason = ?, updated_at = ?,
@@ -69,7 +70,11 @@ func newQueries(d Dialect) queries {
 			ON CONFLICT (key) DO UPDATE SET value = outhook_meta.value + 1`,
 		readVersion: `SELECT value FROM outhook_meta WHERE key = ` + versionKey,
 
-		getDelivery:      `SELECT ` + deliveryColumns + ` FROM outhook_deliveries WHERE id = ?`,
+		getDelivery: `SELECT ` + deliveryColumns + ` FROM outhook_deliveries WHERE id = ?`,
+		firstPending: `SELECT id, next_attempt_at FROM outhook_deliveries
+			WHERE subscription_id = ? AND ordering_key = ? AND status = '` + string(outhook.DeliveryPending) + `'
+			AND ordering_key <> ''  -- implies the partial index's condition
+			ORDER BY occurred_at, message_id, id LIMIT 1`,
 		deliveryAttempts: `SELECT ` + attemptColumns + ` FROM outhook_attempts WHERE delivery_id = ? AND seq <= ? ORDER BY seq`,
 		// external_id: an empty ExternalID keeps the delivery's.
 		updateDelivery: `UPDATE outhook_deliveries SET status = ?, next_attempt_at = ?, next_attempt_trigger = ?, last_error = ?,
@@ -96,9 +101,10 @@ func newQueries(d Dialect) queries {
 	if d.kind == kindPostgres {
 		q.insertDeliveries = `INSERT INTO outhook_deliveries (` + deliveryColumns + `)
 		SELECT id, message_id, event_id, subscription_id, deliverer_id, status, payload::json, occurred_at, created_at,
-			updated_at, next_attempt_at, next_attempt_trigger, external_id, last_error, attempt_count
+			updated_at, next_attempt_at, next_attempt_trigger, external_id, last_error, attempt_count, ordering_key
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[],
-			$9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::text[], $13::text[], $14::text[], $15::integer[])
+			$9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::text[], $13::text[], $14::text[], $15::integer[],
+			$16::text[])
 			AS t(` + deliveryColumns + `)
 		ON CONFLICT (id) DO NOTHING`
 		// One row of input per update, for distinct deliveries; u updates
@@ -131,7 +137,7 @@ func newQueries(d Dialect) queries {
 	for _, p := range []*string{
 		&q.insertSubscription, &q.updateSubscription, &q.setSubscriptionDisabled, &q.lockHealth, &q.setHealth, &q.deleteSubscription,
 		&q.unindexSubscription, &q.getSubscription, &q.listSubscriptions, &q.exactMatches, &q.patternMatches,
-		&q.bumpVersion, &q.readVersion, &q.getDelivery, &q.deliveryAttempts, &q.updateDelivery,
+		&q.bumpVersion, &q.readVersion, &q.getDelivery, &q.firstPending, &q.deliveryAttempts, &q.updateDelivery,
 		&q.reopenDelivery, &q.deliveryStatus, &q.updateDeliveryWithAttempt,
 	} {
 		*p = d.rebind(*p)

@@ -251,15 +251,23 @@ func (s *Store) subArgs(sub *outhook.Subscription) ([]any, error) {
 		}
 		filter = string(b)
 	}
+	var limits any
+	if sub.Limits != (outhook.DeliveryLimits{}) {
+		b, err := json.Marshal(sub.Limits)
+		if err != nil {
+			return nil, err
+		}
+		limits = string(b)
+	}
 	return []any{sub.ID, text(sub.Name), string(events), sub.DelivererID, config, sub.Disabled,
-		text(sub.DisabledReason), filter, s.d.timeArg(sub.CreatedAt), s.d.timeArg(sub.UpdatedAt)}, nil
+		text(sub.DisabledReason), filter, limits, s.d.timeArg(sub.CreatedAt), s.d.timeArg(sub.UpdatedAt)}, nil
 }
 
 // subWriteColumns are the columns of a subscription that CreateSubscription
 // and UpdateSubscription write; subColumns adds its health, which only
 // RecordDeliveryOutcome and SetSubscriptionDisabled change.
 const (
-	subWriteColumns = "id, name, events, deliverer_id, config, disabled, disabled_reason, filter, created_at, updated_at"
+	subWriteColumns = "id, name, events, deliverer_id, config, disabled, disabled_reason, filter, delivery_limits, created_at, updated_at"
 	subColumns      = subWriteColumns + ", " + healthColumns
 	healthColumns   = "health_failures, health_failing_since, health_last_failure_at, health_last_success_at"
 )
@@ -273,11 +281,11 @@ type scanner interface{ Scan(dest ...any) error }
 
 func scanSubscription(row scanner, extra ...any) (*outhook.Subscription, error) {
 	var (
-		sub                    outhook.Subscription
-		events, config, filter []byte
+		sub                            outhook.Subscription
+		events, config, filter, limits []byte
 	)
 	dest := append(extra[:len(extra):len(extra)], &sub.ID, &sub.Name, &events, &sub.DelivererID, &config, &sub.Disabled,
-		&sub.DisabledReason, &filter, timeDest{&sub.CreatedAt}, timeDest{&sub.UpdatedAt})
+		&sub.DisabledReason, &filter, &limits, timeDest{&sub.CreatedAt}, timeDest{&sub.UpdatedAt})
 	dest = append(dest, healthDest(&sub.Health)...)
 	if err := row.Scan(dest...); err != nil {
 		return nil, err
@@ -292,6 +300,11 @@ func scanSubscription(row scanner, extra ...any) (*outhook.Subscription, error) 
 		sub.Filter = new(outhook.Filter)
 		if err := json.Unmarshal(filter, sub.Filter); err != nil {
 			return nil, fmt.Errorf("subscription %q: read filter: %w", sub.ID, err)
+		}
+	}
+	if limits != nil {
+		if err := json.Unmarshal(limits, &sub.Limits); err != nil {
+			return nil, fmt.Errorf("subscription %q: read limits: %w", sub.ID, err)
 		}
 	}
 	return &sub, nil
