@@ -2,8 +2,9 @@
 // client, run on every backend: recovery (Client.Recover), replay
 // (Client.Replay), the delivery listing's cursors and time range
 // (Client.Deliveries) and payload filters in CEL with their counters
-// (Client.FilterStats), and the per-subscription delivery limits
-// (Subscription.Limits). The store and queue suites (storetest,
+// (Client.FilterStats), the per-subscription delivery limits
+// (Subscription.Limits), ordering keys, and endpoint health (automatic
+// disabling and the operational events). The store and queue suites (storetest,
 // queuetest) check each interface alone; this one checks that the client's
 // operations built on them behave alike on the in-memory, SQLite, Postgres
 // and NATS backends, as issue 6 asks.
@@ -70,6 +71,7 @@ func Run(t *testing.T, newParts NewParts) {
 		{"LimitsMaxInFlight", s.testLimitsMaxInFlight},
 		{"LimitsRate", s.testLimitsRate},
 		{"OrderingKeys", s.testOrdering},
+		{"HealthDisable", s.testHealthDisable},
 	} {
 		t.Run(tc.name, tc.fn)
 	}
