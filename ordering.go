@@ -146,15 +146,8 @@ func orderingValue(doc any, path []string) string {
 			return ""
 		}
 	}
-	var s string
-	switch v := v.(type) {
-	case string:
-		s = v
-	case json.Number:
-		s = v.String()
-	case bool:
-		s = fmt.Sprint(v)
-	default:
+	s, ok := scalarText(v)
+	if !ok {
 		return ""
 	}
 	if len(s) > maxOrderingKeyLen {

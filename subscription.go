@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -137,18 +138,8 @@ func (f *Filter) match(doc any) bool {
 }
 
 func (f *Filter) matchScalar(v any) bool {
-	var s string
-	switch v := v.(type) {
-	case string:
-		s = v
-	case json.Number:
-		s = v.String()
-	case bool:
-		s = fmt.Sprint(v)
-	case float64:
-		b, _ := json.Marshal(v)
-		s = string(b)
-	default:
+	s, ok := scalarText(v)
+	if !ok {
 		return false
 	}
 	for _, want := range f.AnyOf {
@@ -157,6 +148,24 @@ func (f *Filter) matchScalar(v any) bool {
 		}
 	}
 	return false
+}
+
+// scalarText returns the text of a decoded JSON scalar as filters and
+// ordering keys compare it: a string as it is, a number or a boolean as
+// JSON writes it. Other values have none.
+func scalarText(v any) (string, bool) {
+	switch v := v.(type) {
+	case string:
+		return v, true
+	case json.Number:
+		return v.String(), true
+	case bool:
+		return strconv.FormatBool(v), true
+	case float64:
+		b, err := json.Marshal(v)
+		return string(b), err == nil
+	}
+	return "", false
 }
 
 // clone returns a deep copy, so stores never share mutable state with
