@@ -11,6 +11,8 @@ import (
 	"reflect"
 	"strings"
 	"time"
+
+	"github.com/outhook/outhook/internal/jsonscalar"
 )
 
 // DefaultOrderingSettle is the default Config.OrderingSettle.
@@ -146,7 +148,7 @@ func orderingValue(doc any, path []string) string {
 			return ""
 		}
 	}
-	s, ok := scalarText(v)
+	s, ok := jsonscalar.Text(v)
 	if !ok {
 		return ""
 	}

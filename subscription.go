@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/outhook/outhook/internal/ident"
+	"github.com/outhook/outhook/internal/jsonscalar"
 )
 
 // Subscription sends the events it selects to one destination through one
@@ -138,7 +138,7 @@ func (f *Filter) match(doc any) bool {
 }
 
 func (f *Filter) matchScalar(v any) bool {
-	s, ok := scalarText(v)
+	s, ok := jsonscalar.Text(v) // decoded with UseNumber
 	if !ok {
 		return false
 	}
@@ -148,24 +148,6 @@ func (f *Filter) matchScalar(v any) bool {
 		}
 	}
 	return false
-}
-
-// scalarText returns the text of a decoded JSON scalar as filters and
-// ordering keys compare it: a string as it is, a number or a boolean as
-// JSON writes it. Other values have none.
-func scalarText(v any) (string, bool) {
-	switch v := v.(type) {
-	case string:
-		return v, true
-	case json.Number:
-		return v.String(), true
-	case bool:
-		return strconv.FormatBool(v), true
-	case float64:
-		b, err := json.Marshal(v)
-		return string(b), err == nil
-	}
-	return "", false
 }
 
 // clone returns a deep copy, so stores never share mutable state with

@@ -7,6 +7,8 @@ import (
 	"io"
 	"slices"
 	"strings"
+
+	"github.com/outhook/outhook/internal/jsonscalar"
 )
 
 // Decode decodes the first JSON value of raw, numbers as json.Number. With
@@ -79,20 +81,7 @@ func DropNulls(v any) any {
 // Scalar returns the text of a JSON scalar decoded with UseNumber: a
 // string as is, a number as written, a boolean as true or false. Other
 // values (null, objects, arrays) give false.
-func Scalar(v any) (string, bool) {
-	switch v := v.(type) {
-	case string:
-		return v, true
-	case json.Number:
-		return v.String(), true
-	case bool:
-		if v {
-			return "true", true
-		}
-		return "false", true
-	}
-	return "", false
-}
+func Scalar(v any) (string, bool) { return jsonscalar.Text(v) }
 
 // JoinScalars joins an array of scalars with ", ". It gives false when the
 // array holds an object or an array, and, unless skipNulls (which leaves
