@@ -450,14 +450,7 @@ func (s *Store) ListDeliveries(ctx context.Context, q outhook.DeliveryQuery) ([]
 			args = append(args, f.v)
 		}
 	}
-	if !q.Since.IsZero() {
-		where = append(where, "created_at >= ?")
-		args = append(args, s.d.timeArg(q.Since))
-	}
-	if !q.Until.IsZero() {
-		where = append(where, "created_at < ?")
-		args = append(args, s.d.timeArg(q.Until))
-	}
+	where, args = s.createdBetween(where, args, q.Since, q.Until)
 	if !q.After.IsZero() {
 		// The keyset condition, as a row comparison (Postgres; SQLite from
 		// 3.15), so that the (created_at, id) indexes serve it.
@@ -560,4 +553,18 @@ func (s *Store) FirstPending(ctx context.Context, subscriptionID, orderingKey st
 	}
 	h.NextAttemptAt = next
 	return &h, nil
+}
+
+// createdBetween adds the conditions Since <= created_at < Until of a
+// delivery query to where and args; a zero time leaves its side open.
+func (s *Store) createdBetween(where []string, args []any, since, until time.Time) ([]string, []any) {
+	if !since.IsZero() {
+		where = append(where, "created_at >= ?")
+		args = append(args, s.d.timeArg(since))
+	}
+	if !until.IsZero() {
+		where = append(where, "created_at < ?")
+		args = append(args, s.d.timeArg(until))
+	}
+	return where, args
 }

@@ -28,14 +28,7 @@ func (s *Store) CountDeliveries(ctx context.Context, q outhook.DeliveryCountQuer
 		where = append(where, "subscription_id = ?")
 		args = append(args, q.SubscriptionID)
 	}
-	if !q.Since.IsZero() {
-		where = append(where, "created_at >= ?")
-		args = append(args, s.d.timeArg(q.Since))
-	}
-	if !q.Until.IsZero() {
-		where = append(where, "created_at < ?")
-		args = append(args, s.d.timeArg(q.Until))
-	}
+	where, args = s.createdBetween(where, args, q.Since, q.Until)
 	stmt := "SELECT event_id, subscription_id, deliverer_id, status, count(*) FROM outhook_deliveries"
 	if len(where) > 0 {
 		stmt += " WHERE " + strings.Join(where, " AND ")
