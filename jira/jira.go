@@ -319,10 +319,13 @@ func (d *Deliverer) findIssue(ctx context.Context, s *settings, label string, se
 	var found struct {
 		Issues []issueRef `json:"issues"`
 	}
-	if err := json.Unmarshal(resp.Body, &found); err != nil || resp.Truncated {
+	if err := json.Unmarshal(resp.Body, &found); err != nil || resp.Truncated || resp.BodyErr != nil {
 		// Without a readable answer the issue may exist: creating one now
 		// could make a duplicate, so try again later.
-		if err == nil {
+		switch {
+		case resp.BodyErr != nil:
+			err = resp.BodyErr
+		case err == nil:
 			err = errors.New("answer longer than the client reads")
 		}
 		return "", res, fmt.Errorf("jira: %s: unreadable answer (%d): %w", op, resp.StatusCode, err)

@@ -304,6 +304,17 @@ func TestSearchFailureCreatesNothing(t *testing.T) {
 		{"200 unreadable", status(200, nil, `{"issues":[`), outcome{kind: "retry"}, "unreadable answer"},
 		{"200 HTML", status(200, nil, `<html>login</html>`), outcome{kind: "retry"}, "unreadable answer"},
 		{"200 hit without key", status(200, nil, `{"issues":[{}]}`), outcome{kind: "retry"}, "neither key nor id"},
+		// A complete "no issue" answer, but the connection is cut before
+		// the announced length: the rest might have listed the issue.
+		{"200 cut", func(w http.ResponseWriter, _ *http.Request) bool {
+			conn, buf, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				_, _ = buf.WriteString("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"issues\":[]}")
+				_ = buf.Flush()
+				_ = conn.Close()
+			}
+			return true
+		}, outcome{kind: "retry"}, "unreadable answer"},
 		{"connection closed", func(w http.ResponseWriter, _ *http.Request) bool {
 			conn, _, err := w.(http.Hijacker).Hijack()
 			if err == nil {

@@ -104,7 +104,6 @@ type Client struct {
 	// port); tests replace it.
 	dial      func(ctx context.Context, network, address string) (net.Conn, error)
 	transport *http.Transport
-	hc        *http.Client
 }
 
 // Response is a response with its body read (up to MaxBody) and closed.
@@ -114,6 +113,20 @@ type Response struct {
 	Header     http.Header
 	Body       []byte // at most MaxBody bytes
 	Truncated  bool   // the body was longer than MaxBody
+	// BodyErr is set when the body could not be read to its end: the
+	// connection was reset or closed mid-body, or the timeout ended while
+	// it trickled in. Body then holds what arrived. The status and headers
+	// are the server's real answer, so a 2xx with a cut body is still an
+	// accepted request (sending it again would duplicate it), and a 429
+	// or 503 keeps its Retry-After. It is an *Error of op "read".
+	BodyErr error
+	// RedirectBlocked is set on a 3xx whose Location the guard refuses:
+	// a private, loopback or link-local (cloud metadata) address, a name
+	// that resolves to one, or a scheme other than http(s). Redirects are
+	// never followed either way; this tells a redirect toward an internal
+	// address, an SSRF attempt, from an ordinary one. It is an *Error of
+	// class blocked and op "redirect".
+	RedirectBlocked error
 }
 
 // New returns a Client for cfg; nil means the defaults. It refuses negative
@@ -177,12 +190,6 @@ func New(cfg *Config) (*Client, error) {
 		ExpectContinueTimeout: 1 * time.Second,
 		TLSClientConfig:       &tls.Config{RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12},
 	}
-	c.hc = &http.Client{
-		Transport: c.transport,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
 	return c, nil
 }
 
@@ -228,9 +235,11 @@ func (c *Client) Do(ctx context.Context, req *http.Request) (*Response, error) {
 	if req.Context() != ctx {
 		r = req.WithContext(ctx)
 	}
-	if _, ok := r.Header["User-Agent"]; !ok {
-		// Add the User-Agent to a copy: the caller's request is not ours
-		// to change.
+	_, hasUA := r.Header["User-Agent"]
+	basic := r.URL.User != nil && r.Header.Get("Authorization") == ""
+	if !hasUA || basic {
+		// Add headers to a copy: the caller's request is not ours to
+		// change.
 		if r == req {
 			r = new(http.Request)
 			*r = *req
@@ -239,24 +248,97 @@ func (c *Client) Do(ctx context.Context, req *http.Request) (*Response, error) {
 		if r.Header == nil {
 			r.Header = make(http.Header)
 		}
-		r.Header.Set("User-Agent", c.userAgent)
+		if !hasUA {
+			r.Header.Set("User-Agent", c.userAgent)
+		}
+		if basic {
+			// What http.Client does with credentials in the URL.
+			pass, _ := r.URL.User.Password()
+			r.SetBasicAuth(r.URL.User.Username(), pass)
+		}
 	}
-	resp, err := c.hc.Do(r)
+	// The transport, not an http.Client: a client parses a 3xx's Location
+	// before it asks whether to follow it, and fails the whole request
+	// when it does not parse. Redirects are never followed here, and a
+	// bad Location is the receiver's answer like any other.
+	resp, err := c.transport.RoundTrip(r)
 	if err != nil {
 		return nil, wrap(ctx, method, rurl(), "request", err)
 	}
 	defer resp.Body.Close()
 	body, truncated, err := c.readBody(resp)
-	if err != nil {
-		return nil, wrap(ctx, method, rurl(), "read", err)
-	}
-	return &Response{
+	out := &Response{
 		StatusCode: resp.StatusCode,
 		Status:     resp.Status,
 		Header:     resp.Header,
 		Body:       body,
 		Truncated:  truncated,
-	}, nil
+	}
+	if err != nil {
+		// The answer arrived; only its body is incomplete. Dropping the
+		// response here would turn an accepted 2xx into a retry (a
+		// duplicate at the receiver) and lose a 429's Retry-After.
+		out.BodyErr = wrap(ctx, method, rurl(), "read", err)
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		if loc := resp.Header.Get("Location"); loc != "" {
+			if err := c.checkRedirect(ctx, r.URL, loc); err != nil {
+				out.RedirectBlocked = &Error{Class: ClassBlocked, Method: method, URL: rurl(), Op: "redirect",
+					StatusCode: resp.StatusCode, Err: err}
+			}
+		}
+	}
+	return out, nil
+}
+
+// checkRedirect reports whether the guard would refuse to follow a
+// redirect to loc (resolved against base): a scheme other than http(s),
+// plain http under HTTPSOnly, or an address the guard refuses, literal or
+// resolved. A name that does not resolve is not a refusal. With a proxy,
+// only literal addresses are checked, as for requests.
+func (c *Client) checkRedirect(ctx context.Context, base *url.URL, loc string) error {
+	u, err := base.Parse(loc)
+	if err != nil {
+		return nil // not a URL anyone could follow
+	}
+	host := u.Hostname()
+	// The Location is not quoted: a receiver chose it, and it may echo
+	// what it was sent.
+	refuse := func(err error) error { return fmt.Errorf("redirect refused: %w", err) }
+	switch strings.ToLower(u.Scheme) {
+	case "https":
+	case "http":
+		if c.httpsOnly {
+			return refuse(blockedf("plain http:// is refused (HTTPSOnly)"))
+		}
+	default:
+		return refuse(blockedf("scheme %q is refused (http and https only)", u.Scheme))
+	}
+	if host == "" {
+		return nil
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		if err := checkAddr(a, c.allow); err != nil {
+			return refuse(err)
+		}
+		return nil
+	}
+	if c.transport.Proxy != nil {
+		return nil
+	}
+	ips, err := c.resolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return nil
+	}
+	for _, ip := range ips {
+		if err := checkAddr(ip, c.allow); err != nil {
+			if ge, ok := err.(*guardError); ok {
+				ge.host = host
+			}
+			return refuse(err)
+		}
+	}
+	return nil
 }
 
 // precheck refuses what can be refused before dialing: a missing URL or
@@ -296,7 +378,7 @@ func (c *Client) readBody(resp *http.Response) ([]byte, bool, error) {
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(c.maxBody)+1))
 	if err != nil {
-		return nil, false, err
+		return body[:len(body):len(body)], false, err // what arrived, and why no more
 	}
 	if len(body) <= c.maxBody {
 		return body[:len(body):len(body)], false, nil

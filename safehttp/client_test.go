@@ -410,12 +410,17 @@ func TestTimeout(t *testing.T) {
 	require.Contains(t, err.Error(), "no complete response within 50ms")
 	require.NotContains(t, fmt.Sprintf("%v %+v %#v", err, err, err), "SECRET")
 
-	// Headers arrive, the body never ends: a timeout while reading. A
-	// longer timeout keeps a slow machine from timing out before headers.
-	_, err = do(t, newClient(t, &Config{Allow: loopback, Timeout: 300 * time.Millisecond}), "GET", srv.URL+"/body")
-	e = requireClass(t, err, ClassTimeout)
-	require.ErrorIs(t, err, context.DeadlineExceeded)
+	// Headers arrive, the body never ends: the response, with what
+	// arrived and a timeout while reading as BodyErr. A longer timeout
+	// keeps a slow machine from timing out before headers.
+	resp, err := do(t, newClient(t, &Config{Allow: loopback, Timeout: 300 * time.Millisecond}), "GET", srv.URL+"/body?token=SECRET")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, "partial", string(resp.Body))
+	e = requireClass(t, resp.BodyErr, ClassTimeout)
+	require.ErrorIs(t, resp.BodyErr, context.DeadlineExceeded)
 	require.Equal(t, "read", e.Op)
+	require.NotContains(t, resp.BodyErr.Error(), "SECRET")
 
 	// The caller's own deadline, shorter than Timeout.
 	c = newClient(t, &Config{Allow: loopback})

@@ -79,6 +79,15 @@
 // Config.Timeout (15 s) bounds the whole request, reading included.
 // Config.HTTPSOnly refuses plain http://.
 //
+// Once the status line has arrived, the response is the server's answer,
+// even when its body is then cut by a reset or a timeout: Do returns it
+// with what arrived and sets Response.BodyErr. A 2xx with a cut body is a
+// request the receiver accepted; a 429 or 503 keeps its Retry-After. A 3xx
+// whose Location the guard would refuse (a private or metadata address, a
+// name that resolves to one, a scheme other than http(s)) comes back with
+// Response.RedirectBlocked, a blocked *Error, so that a redirect toward an
+// internal address is told from an ordinary one; neither is followed.
+//
 // Every error of Do is an *Error with a Class: timeout, dns, connect, tls,
 // blocked, or canceled (the caller's context); StatusError builds the
 // http_status error for a response that is not 2xx. The outhook core reads

@@ -63,6 +63,10 @@
 //     an HTTP date) when the receiver sends one;
 //   - other 5xx: retried; 501 Not Implemented fails for good;
 //   - 3xx: failed for good (redirects are never followed: fix the URL);
+//     of class blocked when the Location is an address the SSRF guard
+//     refuses;
+//   - a body cut after the status: the status decides (a 2xx is
+//     delivered);
 //   - other 4xx: failed for good, unless listed in retryStatuses;
 //   - network errors and timeouts: retried; an address the SSRF guard of
 //     package safehttp refuses, or a certificate that does not verify,

@@ -7,10 +7,12 @@
 //   - 429, 502, 503, 504: retried, honouring Retry-After (delta seconds or
 //     an HTTP date);
 //   - other 5xx: retried (501 Not Implemented excepted: permanent);
-//   - 3xx: permanent (redirects are never followed);
+//   - 3xx: permanent (redirects are never followed), of class blocked when
+//     the Location is an address the SSRF guard refuses;
 //   - other 4xx: permanent, unless the deliverer lists them as retryable.
 //
-// Network errors are retried, except those package safehttp reports as
+// A response whose body was cut after its status arrived is classified by
+// its status (safehttp.Response.BodyErr). Network errors are retried, except those package safehttp reports as
 // permanent: a blocked address, a certificate that will not verify.
 package httpoutcome
 
@@ -97,7 +99,14 @@ func FromResponse(req *http.Request, resp *safehttp.Response, p Policy) (outhook
 		RequestHeaders: Headers(req.Header, p.Secrets), ResponseHeaders: Headers(resp.Header, p.Secrets)}
 	code := resp.StatusCode
 	if code >= 200 && code < 300 {
+		// Accepted, even if the body was then cut (resp.BodyErr): the
+		// receiver has the event, and sending it again would duplicate it.
 		return res, nil
+	}
+	if resp.RedirectBlocked != nil {
+		// A redirect toward an internal address: never followed, and
+		// recorded as blocked rather than as a plain status.
+		return res, outhook.Permanent(resp.RedirectBlocked)
 	}
 	err := error(safehttp.StatusError(req, resp))
 	switch {

@@ -128,3 +128,39 @@ func TestHeaders(t *testing.T) {
 	require.Equal(t, map[string][]string{"X-Key": {"[redacted]"}}, res.RequestHeaders)
 	require.Equal(t, map[string][]string{"X-Echo": {"[redacted]"}}, res.ResponseHeaders)
 }
+
+// TestFromResponseCutBody: a body cut after the status does not change
+// what the status says: a 2xx is a success, a 503 is retried after its
+// Retry-After.
+func TestFromResponseCutBody(t *testing.T) {
+	req, err := http.NewRequest(http.MethodPost, "https://example.com/hook", nil)
+	require.NoError(t, err)
+	cut := &safehttp.Error{Class: safehttp.ClassConnect, Op: "read", Err: errors.New("connection reset by peer")}
+	res, err := FromResponse(req, &safehttp.Response{StatusCode: 200, Body: []byte("ha"), BodyErr: cut}, Policy{})
+	require.NoError(t, err)
+	require.Equal(t, 200, res.StatusCode)
+	require.Equal(t, "ha", res.Response)
+
+	h := http.Header{"Retry-After": {"30"}}
+	res, err = FromResponse(req, &safehttp.Response{StatusCode: 503, Header: h, BodyErr: cut}, Policy{})
+	require.Equal(t, 503, res.StatusCode)
+	ra, ok := errors.AsType[*outhook.RetryAfterError](err)
+	require.True(t, ok, "%v", err)
+	require.Equal(t, 30*time.Second, ra.After)
+}
+
+// TestFromResponseRedirectBlocked: a redirect toward an address the guard
+// refuses fails for good as blocked, with its status in the record.
+func TestFromResponseRedirectBlocked(t *testing.T) {
+	req, err := http.NewRequest(http.MethodPost, "https://example.com/hook", nil)
+	require.NoError(t, err)
+	blocked := &safehttp.Error{Class: safehttp.ClassBlocked, Op: "redirect", StatusCode: 307, Err: errors.New("redirect refused: 169.254.169.254 is in the link-local range")}
+	res, err := FromResponse(req, &safehttp.Response{StatusCode: 307, Header: http.Header{"Location": {"http://169.254.169.254/"}}, RedirectBlocked: blocked}, Policy{})
+	require.Equal(t, 307, res.StatusCode)
+	_, permanent := errors.AsType[*outhook.PermanentError](err)
+	require.True(t, permanent, "%v", err)
+	se, ok := errors.AsType[*safehttp.Error](err)
+	require.True(t, ok)
+	require.Equal(t, safehttp.ClassBlocked, se.Class)
+	require.Equal(t, []string{"http://169.254.169.254/"}, res.ResponseHeaders["Location"])
+}

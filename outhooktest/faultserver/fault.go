@@ -73,7 +73,7 @@ type Fault struct {
 	// and KindLargeBody faults, 200 to 599; zero means 200.
 	Status int
 	// RetryAfter, when positive, is sent as a Retry-After header by a
-	// KindRespond fault: whole seconds (rounded down) as delta-seconds, or,
+	// KindRespond or KindReset fault: whole seconds (rounded down) as delta-seconds, or,
 	// with RetryAfterDate, as the HTTP-date RetryAfter after the response
 	// time (Options.Now), in IMF-fixdate form (RFC 9110 §10.2.3, §5.6.7).
 	RetryAfter     time.Duration
@@ -200,10 +200,14 @@ func (f Fault) String() string {
 	case KindTrickle:
 		return fmt.Sprintf("trickle %d %dB by %dB/%s", f.Code(), f.size(), f.Chunk, f.Interval)
 	case KindReset:
+		s := "reset"
 		if f.Code() != http.StatusOK || f.Size != 0 {
-			return fmt.Sprintf("reset %d %dB", f.Code(), f.size())
+			s = fmt.Sprintf("reset %d %dB", f.Code(), f.size())
 		}
-		return "reset"
+		if f.RetryAfter > 0 {
+			s += " retry-after " + f.RetryAfter.Truncate(time.Second).String()
+		}
+		return s
 	case KindLargeBody:
 		if f.Code() != http.StatusOK {
 			return fmt.Sprintf("large-body %d %dB", f.Code(), f.size())

@@ -381,12 +381,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 // respond answers a KindRespond fault.
 func (s *Server) respond(w http.ResponseWriter, f Fault) int64 {
 	h := w.Header()
-	if f.RetryAfter > 0 {
-		if f.RetryAfterDate {
-			h.Set("Retry-After", s.now().Add(f.RetryAfter).UTC().Format(http.TimeFormat))
-		} else {
-			h.Set("Retry-After", strconv.FormatInt(int64(f.RetryAfter/time.Second), 10))
-		}
+	if v := s.retryAfter(f); v != "" {
+		h.Set("Retry-After", v)
 	}
 	if f.Location != "" {
 		loc := f.Location
@@ -402,6 +398,17 @@ func (s *Server) respond(w http.ResponseWriter, f Fault) int64 {
 	w.WriteHeader(code)
 	n, _ := io.WriteString(w, body)
 	return int64(n)
+}
+
+// retryAfter is the Retry-After value of f, or "".
+func (s *Server) retryAfter(f Fault) string {
+	switch {
+	case f.RetryAfter <= 0:
+		return ""
+	case f.RetryAfterDate:
+		return s.now().Add(f.RetryAfter).UTC().Format(http.TimeFormat)
+	}
+	return strconv.FormatInt(int64(f.RetryAfter/time.Second), 10)
 }
 
 // trickle answers a KindTrickle fault.
@@ -482,7 +489,11 @@ func (s *Server) reset(w http.ResponseWriter, f Fault) int64 {
 	defer conn.Close()
 	size := f.size()
 	code := f.Code()
-	fmt.Fprintf(buf, "HTTP/1.1 %d %s\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n", code, http.StatusText(code), size)
+	fmt.Fprintf(buf, "HTTP/1.1 %d %s\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n", code, http.StatusText(code), size)
+	if v := s.retryAfter(f); v != "" {
+		fmt.Fprintf(buf, "Retry-After: %s\r\n", v)
+	}
+	buf.WriteString("\r\n")
 	sent, _ := s.writeFiller(buf, int(size/2))
 	_ = buf.Flush()
 	if tc, ok := conn.(*net.TCPConn); ok {
