@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strings"
 )
 
@@ -17,12 +18,25 @@ import (
 // An update may send SecretMask back unchanged for a secret it does not
 // mean to change: the stored value is kept. A UI can thus show a config
 // form with secrets masked and never receive them.
+//
+// A URL field whose credentials are secret but whose address is not (a
+// webhook endpoint with a token in its query) is marked with the schema
+// keyword "x-outhook-secret": "url" (SecretURLKeyword) instead: its
+// userinfo password and query values are masked, and the rest is shown
+// ("https://example.com/hook?token=[secret]"). An update that sends the URL
+// back with masked parts keeps the stored values of those parts.
 const SecretMask = "[secret]"
+
+// SecretURLKeyword is the JSON Schema keyword, with the value "url", that
+// marks a config field as a URL with secret credentials (see SecretMask).
+// With invopop/jsonschema: jsonschema_extras:"x-outhook-secret=url".
+const SecretURLKeyword = "x-outhook-secret"
 
 // secretTree marks the secret fields of a config, as read from the
 // writeOnly keywords of its JSON Schema.
 type secretTree struct {
 	secret bool
+	url    bool // a URL whose password and query values are secret
 	props  map[string]*secretTree
 	items  *secretTree // array elements
 	values *secretTree // values of an object used as a map
@@ -63,6 +77,7 @@ func buildSecretTree(s, root, defs map[string]any, depth int) *secretTree {
 		}
 	}
 	t.secret, _ = s["writeOnly"].(bool)
+	t.url = s[SecretURLKeyword] == "url"
 	if props, ok := s["properties"].(map[string]any); ok {
 		for name, p := range props {
 			if ps, ok := p.(map[string]any); ok {
@@ -99,7 +114,7 @@ func buildSecretTree(s, root, defs map[string]any, depth int) *secretTree {
 }
 
 func (t *secretTree) empty() bool {
-	return t == nil || !t.secret && len(t.props) == 0 && t.items == nil && t.values == nil
+	return t == nil || !t.secret && !t.url && len(t.props) == 0 && t.items == nil && t.values == nil
 }
 
 func (t *secretTree) merge(o *secretTree) {
@@ -107,6 +122,7 @@ func (t *secretTree) merge(o *secretTree) {
 		return
 	}
 	t.secret = t.secret || o.secret
+	t.url = t.url || o.url
 	for name, sub := range o.props {
 		if t.props == nil {
 			t.props = map[string]*secretTree{}
@@ -159,6 +175,11 @@ func (t *secretTree) mask(v any) any {
 		}
 		return SecretMask
 	}
+	if t.url {
+		if s, ok := v.(string); ok {
+			return maskURL(s)
+		}
+	}
 	switch v := v.(type) {
 	case map[string]any:
 		for k, el := range v {
@@ -180,7 +201,7 @@ func (t *secretTree) mask(v any) any {
 // replaced by the value at the same place in prev, so an update can leave
 // secrets it was never shown untouched.
 func (t *secretTree) restoreConfig(next, prev json.RawMessage) (json.RawMessage, error) {
-	if t.empty() || len(next) == 0 || !bytes.Contains(next, []byte(SecretMask)) {
+	if t.empty() || len(next) == 0 || !bytes.Contains(next, []byte(SecretMask)) && !bytes.Contains(next, []byte(escapedMask)) {
 		return next, nil
 	}
 	n, err := decodeConfig(next)
@@ -200,6 +221,12 @@ func (t *secretTree) restore(next, prev any) any {
 			return prev
 		}
 		return next
+	}
+	if t.url {
+		if s, ok := next.(string); ok {
+			p, _ := prev.(string)
+			return restoreURL(s, p)
+		}
 	}
 	switch n := next.(type) {
 	case map[string]any:
@@ -232,4 +259,79 @@ func decodeConfig(raw json.RawMessage) (any, error) {
 		return nil, err
 	}
 	return v, nil
+}
+
+// maskURL replaces the password of raw's userinfo and every query value
+// with SecretMask. A value that does not parse as a URL is masked whole.
+func maskURL(raw string) string {
+	if raw == "" {
+		return raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return SecretMask
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), SecretMask)
+	}
+	if u.RawQuery != "" {
+		pairs := strings.Split(u.RawQuery, "&")
+		for i, pair := range pairs {
+			if k, v, ok := strings.Cut(pair, "="); ok && v != "" {
+				pairs[i] = k + "=" + SecretMask
+			}
+		}
+		u.RawQuery = strings.Join(pairs, "&")
+	}
+	return u.String() // a masked password reads %5Bsecret%5D: brackets are not allowed there
+}
+
+// escapedMask is SecretMask as a URL's userinfo spells it.
+var escapedMask = url.PathEscape(SecretMask)
+
+// restoreURL puts the stored password and query values of prev back where
+// next holds SecretMask: a query value by its key and rank among the
+// values of that key.
+func restoreURL(next, prev string) string {
+	if !strings.Contains(next, SecretMask) && !strings.Contains(next, escapedMask) {
+		return next
+	}
+	if next == SecretMask {
+		return prev // masked whole (see maskURL)
+	}
+	n, err := url.Parse(next)
+	if err != nil {
+		return next
+	}
+	p, err := url.Parse(prev)
+	if err != nil {
+		return next
+	}
+	if pw, ok := n.User.Password(); ok && pw == SecretMask {
+		if ppw, ok := p.User.Password(); ok && p.User.Username() == n.User.Username() {
+			n.User = url.UserPassword(n.User.Username(), ppw)
+		}
+	}
+	if n.RawQuery != "" {
+		stored := map[string][]string{}
+		for _, pair := range strings.Split(p.RawQuery, "&") {
+			k, v, _ := strings.Cut(pair, "=")
+			stored[k] = append(stored[k], v)
+		}
+		seen := map[string]int{}
+		pairs := strings.Split(n.RawQuery, "&")
+		for i, pair := range pairs {
+			k, v, ok := strings.Cut(pair, "=")
+			if !ok {
+				continue
+			}
+			rank := seen[k]
+			seen[k]++
+			if v == SecretMask && rank < len(stored[k]) {
+				pairs[i] = k + "=" + stored[k][rank]
+			}
+		}
+		n.RawQuery = strings.Join(pairs, "&")
+	}
+	return n.String()
 }

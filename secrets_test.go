@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/invopop/jsonschema"
 	"github.com/outhook/outhook"
 	"github.com/outhook/outhook/outhooktest"
 	"github.com/stretchr/testify/require"
@@ -88,4 +89,65 @@ func TestSecretsAreMaskedInReads(t *testing.T) {
 	en, err := c.SetSubscriptionEnabled(ctx, created.ID, false)
 	require.NoError(t, err)
 	require.NotContains(t, string(en.Config), "SECRET")
+}
+
+type hookConfig struct {
+	URL     string            `json:"url" validate:"required" jsonschema_extras:"x-outhook-secret=url"`
+	Headers map[string]string `json:"headers,omitempty"`
+}
+
+// JSONSchemaExtend marks the header values secret: invopop/jsonschema
+// ignores writeOnly on a map field.
+func (hookConfig) JSONSchemaExtend(s *jsonschema.Schema) {
+	if h, ok := s.Properties.Get("headers"); ok && h.AdditionalProperties != nil {
+		h.AdditionalProperties.WriteOnly = true
+	}
+}
+
+type hookDeliverer struct {
+	*outhooktest.Deliverer
+	codec *outhook.ConfigCodec[hookConfig]
+}
+
+func (d *hookDeliverer) ConfigSchema() json.RawMessage { return d.codec.Schema() }
+func (d *hookDeliverer) ValidateConfig(raw json.RawMessage) error {
+	_, err := d.codec.Decode(raw)
+	return err
+}
+
+// TestSecretURLAndHeaderValues: a URL marked "x-outhook-secret": "url"
+// shows its address with its password and query values masked; the values
+// of a map whose values are writeOnly are masked, its keys shown. An update
+// that sends the masked forms back keeps the stored secrets, and one that
+// changes them takes the new values.
+func TestSecretURLAndHeaderValues(t *testing.T) {
+	codec, err := outhook.NewConfigCodec[hookConfig]("hook")
+	require.NoError(t, err)
+	hd := &hookDeliverer{Deliverer: outhooktest.NewDeliverer("hook"), codec: codec}
+	c, _ := setup(t, &outhook.Config{Deliverers: []outhook.Deliverer{hd}})
+	ctx := context.Background()
+
+	stored := `{"url":"https://user:pw-SECRET@hooks.example/in/a?token=tok-SECRET&flag&empty=&token=tok2-SECRET#top","headers":{"X-Api-Key":"key-SECRET","X-Empty":""}}`
+	created, err := c.CreateSubscription(ctx, outhook.Subscription{Events: []string{createdEvent}, DelivererID: "hook", Config: json.RawMessage(stored)})
+	require.NoError(t, err)
+	masked := `{"url":"https://user:%5Bsecret%5D@hooks.example/in/a?token=[secret]&flag&empty=&token=[secret]#top","headers":{"X-Api-Key":"[secret]","X-Empty":""}}`
+	require.JSONEq(t, masked, string(created.Config))
+	require.NotContains(t, string(created.Config), "SECRET")
+
+	// Sent back as shown: the stored values stay.
+	created.Config = json.RawMessage(masked)
+	updated, err := c.UpdateSubscription(ctx, created)
+	require.NoError(t, err)
+	require.JSONEq(t, masked, string(updated.Config))
+	raw, err := c.Store().GetSubscription(ctx, created.ID)
+	require.NoError(t, err)
+	require.JSONEq(t, stored, string(raw.Config))
+
+	// A new path and one new token: the other token and the password stay.
+	created.Config = json.RawMessage(`{"url":"https://user:%5Bsecret%5D@hooks.example/in/b?token=[secret]&token=new-SECRET","headers":{"X-Api-Key":"[secret]","X-New":"v"}}`)
+	_, err = c.UpdateSubscription(ctx, created)
+	require.NoError(t, err)
+	raw, err = c.Store().GetSubscription(ctx, created.ID)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"url":"https://user:pw-SECRET@hooks.example/in/b?token=tok-SECRET&token=new-SECRET","headers":{"X-Api-Key":"key-SECRET","X-New":"v"}}`, string(raw.Config))
 }

@@ -41,6 +41,11 @@ func (c *Client) routeEvent(ctx context.Context, rec *eventRecord, job *queue.Jo
 			return nil, err
 		}
 		payload = out
+	} else if !json.Valid(payload) {
+		// EmitHook queues JSON it encoded itself; anything else is a damaged
+		// or foreign job. Stored, it would reach receivers as it is and
+		// break every listing that includes it; no retry can mend it.
+		return nil, poison(fmt.Errorf("outhook: event %q: the queued payload is not one valid JSON value (%d bytes)", rec.ID, len(payload)))
 	}
 	return c.route(ctx, rec, payload, job.ID, job.ID, job.CreatedAt, "")
 }

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"net/url"
 	"slices"
 	"strings"
 	"unicode"
@@ -39,7 +40,7 @@ func (h *Handler) storedSecrets(ctx context.Context, subID string) []string {
 // maskedValues returns the values of raw at the places where masked holds
 // SecretMask.
 func maskedValues(raw, masked json.RawMessage) []string {
-	if len(raw) == 0 || !bytes.Contains(masked, []byte(outhook.SecretMask)) {
+	if len(raw) == 0 || !bytes.Contains(masked, []byte(outhook.SecretMask)) && !bytes.Contains(masked, []byte(url.PathEscape(outhook.SecretMask))) {
 		return nil
 	}
 	var r, m any
@@ -57,6 +58,10 @@ func maskedValues(raw, masked json.RawMessage) []string {
 		case string:
 			if m == outhook.SecretMask {
 				out = append(out, leafStrings(r)...)
+			} else if rs, ok := r.(string); ok && rs != m {
+				// A URL shown with its credentials masked
+				// (outhook.SecretURLKeyword).
+				out = append(out, urlSecrets(rs)...)
 			}
 		case map[string]any:
 			rm, _ := r.(map[string]any)
@@ -73,6 +78,28 @@ func maskedValues(raw, masked json.RawMessage) []string {
 		}
 	}
 	walk(r, m)
+	return out
+}
+
+// urlSecrets returns the parts of a URL that outhook masks: its userinfo
+// password and its query values, raw and unescaped.
+func urlSecrets(raw string) []string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return []string{raw}
+	}
+	var out []string
+	if pw, ok := u.User.Password(); ok && pw != "" {
+		out = append(out, pw)
+	}
+	for _, pair := range strings.Split(u.RawQuery, "&") {
+		if _, v, ok := strings.Cut(pair, "="); ok && v != "" {
+			out = append(out, v)
+			if uv, err := url.QueryUnescape(v); err == nil && uv != v {
+				out = append(out, uv)
+			}
+		}
+	}
 	return out
 }
 

@@ -279,7 +279,7 @@ func (d *Deliverer) outcome(hreq *http.Request, resp *safehttp.Response, t targe
 	res.Response = text
 	if err == nil {
 		// With ?wait=true Discord answers 200 with the message object.
-		res.ExternalID = messageID(resp.Body)
+		res.ExternalID = t.scrub(messageID(resp.Body)) // the receiver's text, like the rest
 		return res, nil
 	}
 

@@ -340,7 +340,9 @@ func (d *Deliverer) findIssue(ctx context.Context, s *settings, label string, se
 	if key == "" {
 		return "", res, fmt.Errorf("jira: %s: the issue found has neither key nor id", op)
 	}
-	res.ExternalID = key
+	// The key is the receiver's text: scrubbed like the rest of its answer
+	// before it reaches the record.
+	res.ExternalID = sec.scrub(key)
 	return key, res, nil
 }
 
@@ -376,6 +378,7 @@ func (d *Deliverer) createIssue(ctx context.Context, s *settings, fields *issueF
 		if res.ExternalID == "" {
 			res.ExternalID = string(created.ID)
 		}
+		res.ExternalID = sec.scrub(res.ExternalID)
 	}
 	return res, nil
 }

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/invopop/jsonschema"
+
 	"github.com/outhook/outhook"
 	"github.com/outhook/outhook/internal/httpoutcome"
 	"github.com/outhook/outhook/safehttp"
@@ -45,16 +47,25 @@ const DefaultMaxBody = 1 << 20
 
 // Config is a subscription's configuration of the webhook deliverer.
 type Config struct {
-	URL string `json:"url" validate:"required,http_url,max=2048" description:"Endpoint that receives the events (http or https). Query values are redacted in errors and attempt records."`
+	URL string `json:"url" validate:"required,http_url,max=2048" jsonschema_extras:"x-outhook-secret=url" description:"Endpoint that receives the events (http or https). Its query values and userinfo password are secret: masked when the subscription is read, redacted in errors and attempt records."`
 	// Secrets sign with v1 (HMAC-SHA256).
 	Secrets []Secret `json:"secrets,omitempty" validate:"omitempty,max=10,dive" description:"Symmetric signing secrets (whsec_...). Each active secret adds a v1 signature; to rotate, add the new secret and give the old one a notAfter for a grace period."`
 	// SigningKeys sign with v1a (ed25519).
 	SigningKeys   []SigningKey      `json:"signingKeys,omitempty" validate:"omitempty,max=10,dive" description:"ed25519 signing keys (whsk_...). Each active key adds a v1a signature, which the receiver checks with the whpk_ public key."`
 	Method        string            `json:"method,omitempty" validate:"omitempty,oneof=POST PUT PATCH" description:"HTTP method; POST by default."`
 	Body          string            `json:"body,omitempty" validate:"omitempty,oneof=envelope raw" description:"Body shape: envelope (default) sends {type, timestamp, data}; raw sends the event's payload as it is."`
-	Headers       map[string]string `json:"headers,omitempty" validate:"omitempty,max=32,dive,max=4096" description:"Extra request headers. The webhook-* headers, Content-Type, Content-Length, Host, User-Agent and hop-by-hop headers cannot be set; Authorization only without auth."`
+	Headers       map[string]string `json:"headers,omitempty" validate:"omitempty,max=32,dive,max=4096" description:"Extra request headers; their values are secret (masked when the subscription is read). The webhook-* headers, Content-Type, Content-Length, Host, User-Agent and hop-by-hop headers cannot be set; Authorization only without auth."`
 	Auth          *Auth             `json:"auth,omitempty" description:"Credentials sent in the Authorization header, besides the signature."`
 	RetryStatuses []int             `json:"retryStatuses,omitempty" validate:"omitempty,max=20,dive,min=400,max=499" description:"4xx statuses to retry instead of failing for good (429 is always retried; 410 always disables the subscription)."`
+}
+
+// JSONSchemaExtend marks the values of Headers secret (writeOnly): they
+// often carry API keys. invopop/jsonschema ignores a writeOnly tag on a
+// map field, so it is set here on the schema of the map's values.
+func (Config) JSONSchemaExtend(s *jsonschema.Schema) {
+	if h, ok := s.Properties.Get("headers"); ok && h.AdditionalProperties != nil {
+		h.AdditionalProperties.WriteOnly = true
+	}
 }
 
 // Secret is a symmetric signing secret.
