@@ -80,15 +80,19 @@ func TestProofMultiNode(t *testing.T) {
 	clustertest.MultiNode(t, proofParts(url, newStream(t), proofStore(t)), 3, 10_000)
 }
 
-// TestProofCrash: a node in a separate OS process is killed with SIGKILL in
-// the middle of its deliveries; its jobs come back after AckWait to the node
-// in this process, nothing is lost, and duplicates are bounded by what the
-// killed node had in flight.
+// TestProofCrash: a node in a separate OS process is killed with SIGKILL at
+// a random point while it emits, while it delivers, and while its
+// deliveries are being retried; its jobs come back after AckWait to the
+// node in this process, every committed event is delivered, and duplicates
+// are bounded by what the killed node had in flight. Each phase has a
+// stream and a store of its own.
 func TestProofCrash(t *testing.T) {
 	url := servicetest.NATSURL(t)
-	stream, store := newStream(t), proofStore(t)
 	clustertest.Crash(t, clustertest.CrashOptions{
-		NewParts: proofParts(url, stream, store),
-		ChildEnv: []string{envProofNATS + "=" + url, envProofStream + "=" + stream, envProofStore + "=" + store},
+		Backend: func(t *testing.T) (clustertest.NewParts, []string) {
+			stream, store := newStream(t), proofStore(t)
+			return proofParts(url, stream, store),
+				[]string{envProofNATS + "=" + url, envProofStream + "=" + stream, envProofStore + "=" + store}
+		},
 	})
 }

@@ -63,14 +63,17 @@ func TestProofMultiNode(t *testing.T) {
 	clustertest.MultiNode(t, proofParts(proofSchema(t)), 3, 10_000)
 }
 
-// TestProofCrash: a node in a separate OS process is killed with SIGKILL in
-// the middle of its deliveries; the node in this process takes its jobs
-// back after their lease, nothing is lost, and duplicates are bounded by
-// what the killed node had in flight.
+// TestProofCrash: a node in a separate OS process is killed with SIGKILL at
+// a random point while it emits, while it delivers, and while its
+// deliveries are being retried; the node in this process takes its jobs
+// back after their lease, every committed event is delivered, and
+// duplicates are bounded by what the killed node had in flight. Each phase
+// has a schema of its own.
 func TestProofCrash(t *testing.T) {
-	url := proofSchema(t)
 	clustertest.Crash(t, clustertest.CrashOptions{
-		NewParts: proofParts(url),
-		ChildEnv: []string{envProofURL + "=" + url},
+		Backend: func(t *testing.T) (clustertest.NewParts, []string) {
+			url := proofSchema(t)
+			return proofParts(url), []string{envProofURL + "=" + url}
+		},
 	})
 }

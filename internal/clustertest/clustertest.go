@@ -76,15 +76,21 @@ type NewParts func(ctx context.Context, cfg NodeConfig) (Parts, error)
 type Receiver struct {
 	mu     sync.Mutex
 	counts map[string]int
+	who    map[string][]string // the nodes that delivered each key, in order
 	byNode map[string]int
 	total  int
 	unique int
-	notify chan struct{} // closed and replaced on every new delivery
+	fails  map[string]int // failed attempts by key (the crash proof's retry phase)
+	failed int
+	// failByNode counts the failed attempts each node made.
+	failByNode map[string]int
+	notify     chan struct{} // closed and replaced on every new delivery
 }
 
 // NewReceiver returns an empty receiver.
 func NewReceiver() *Receiver {
-	return &Receiver{counts: map[string]int{}, byNode: map[string]int{}, notify: make(chan struct{})}
+	return &Receiver{counts: map[string]int{}, who: map[string][]string{}, byNode: map[string]int{},
+		fails: map[string]int{}, failByNode: map[string]int{}, notify: make(chan struct{})}
 }
 
 // Record counts one delivery of key made by node.
@@ -95,8 +101,21 @@ func (r *Receiver) Record(node, key string) {
 	if r.counts[key] == 1 {
 		r.unique++
 	}
+	r.who[key] = append(r.who[key], node)
 	r.byNode[node]++
 	r.total++
+	close(r.notify)
+	r.notify = make(chan struct{})
+}
+
+// RecordFailure counts one failed attempt of key made by node: an attempt
+// that a deliverer failed on purpose, which reached no one.
+func (r *Receiver) RecordFailure(node, key string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.fails[key]++
+	r.failed++
+	r.failByNode[node]++
 	close(r.notify)
 	r.notify = make(chan struct{})
 }
@@ -164,7 +183,10 @@ type recorder struct {
 	node  string
 	rec   *Receiver
 	delay time.Duration
-	calls atomic.Int64
+	// failFirst fails the first attempts of each delivery retryably
+	// (failuresOf), as the crash proof's retry phase asks.
+	failFirst bool
+	calls     atomic.Int64
 }
 
 func (d *recorder) ID() string                           { return DelivererID }
@@ -185,7 +207,12 @@ func (d *recorder) Deliver(ctx context.Context, req *outhook.DeliveryRequest) (o
 		}
 	}
 	d.calls.Add(1)
-	d.rec.Record(d.node, Key(req.Subscription.ID, p.N))
+	key := Key(req.Subscription.ID, p.N)
+	if d.failFirst && req.Attempt <= failuresOf(key) {
+		d.rec.RecordFailure(d.node, key)
+		return outhook.DeliveryResult{StatusCode: 503}, errFailOnPurpose(req.Attempt, key)
+	}
+	d.rec.Record(d.node, key)
 	return outhook.DeliveryResult{}, nil
 }
 
@@ -399,3 +426,11 @@ func scaled(n int) int {
 
 // Getenv is os.Getenv, for the child process's settings.
 func Getenv(key string) string { return os.Getenv(key) }
+
+// Report prints a summary line of a proof of a backend's own (see report),
+// appending it to the file named by OUTHOOK_PROOF_REPORT when set.
+func Report(format string, args ...any) { report(format, args...) }
+
+// RaceEnabled reports whether the race detector is on, under which the
+// proofs scale their work down.
+func RaceEnabled() bool { return raceEnabled }
