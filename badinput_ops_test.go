@@ -26,7 +26,7 @@ type recoveryStore struct {
 
 	mu         sync.Mutex
 	listings   []outhook.DeliveryQuery // listings of failed deliveries, since take
-	reopens    int                     // ReopenDelivery calls since take, failed ones included
+	reopens    int                     // reopen calls since take, failed ones included
 	reopened   map[string]int          // delivery ID → successful reopens
 	total      int                     // ReopenDelivery calls
 	failReopen int
@@ -46,6 +46,15 @@ func (s *recoveryStore) ListDeliveries(ctx context.Context, q outhook.DeliveryQu
 }
 
 func (s *recoveryStore) ReopenDelivery(ctx context.Context, id string, at time.Time) (*outhook.Delivery, error) {
+	return s.reopen(id, func() (*outhook.Delivery, error) { return s.MemoryStore.ReopenDelivery(ctx, id, at) })
+}
+
+// ReopenFailedDelivery is what Recover calls (outhook.FailedReopener).
+func (s *recoveryStore) ReopenFailedDelivery(ctx context.Context, id string, attempts int, at time.Time) (*outhook.Delivery, error) {
+	return s.reopen(id, func() (*outhook.Delivery, error) { return s.MemoryStore.ReopenFailedDelivery(ctx, id, attempts, at) })
+}
+
+func (s *recoveryStore) reopen(id string, do func() (*outhook.Delivery, error)) (*outhook.Delivery, error) {
 	s.mu.Lock()
 	s.reopens++
 	s.total++
@@ -54,7 +63,7 @@ func (s *recoveryStore) ReopenDelivery(ctx context.Context, id string, at time.T
 	if fail {
 		return nil, errors.New("store blip")
 	}
-	d, err := s.MemoryStore.ReopenDelivery(ctx, id, at)
+	d, err := do()
 	if err == nil {
 		s.mu.Lock()
 		s.reopened[id]++

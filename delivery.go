@@ -487,15 +487,26 @@ func (c *Client) Redeliver(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	return c.redeliver(ctx, before, func(now time.Time) error {
+		_, err := c.store.ReopenDelivery(ctx, id, now)
+		return err
+	})
+}
+
+// redeliver reopens a delivery with reopen and queues its next attempt;
+// before is the delivery as read before, which it is put back to if the
+// queue refuses the job.
+func (c *Client) redeliver(ctx context.Context, before *Delivery, reopen func(now time.Time) error) error {
+	id := before.ID
 	now := time.Now()
-	if _, err := c.store.ReopenDelivery(ctx, id, now); err != nil {
+	if err := reopen(now); err != nil {
 		return err
 	}
 	// The job of a redelivery has an ID of its own, so that it never shares
 	// one with a job of an earlier round that is still finishing.
 	jobID := fmt.Sprintf("%s.r%d", id, len(before.Attempts))
 	// Its attempt joins the caller's trace, when there is one.
-	err = c.queue.Enqueue(ctx, &queue.Job{ID: jobID, Group: deliveryGroup, Kind: kindDelivery, Payload: []byte(id), CreatedAt: now,
+	err := c.queue.Enqueue(ctx, &queue.Job{ID: jobID, Group: deliveryGroup, Kind: kindDelivery, Payload: []byte(id), CreatedAt: now,
 		Trace: c.tel.jobTrace(ctx)})
 	if err == nil {
 		return nil

@@ -53,8 +53,11 @@ type RecoverResult struct {
 // It is idempotent: a delivery it sends again is pending until its new
 // attempts end, and a pending delivery is not failed, so repeating the
 // call, or calling it while an earlier one's deliveries are still being
-// attempted, sends none of them twice. Deliveries that fail again are
-// failed again, and a later call sends them again.
+// attempted, sends none of them twice. Concurrent calls (two operators,
+// two nodes) send each failed delivery once: a delivery is reopened only
+// if it is still failed with the attempts it was listed with, in one step
+// of the store (FailedReopener). Deliveries that fail again are failed
+// again, and a later call sends them again.
 //
 // An unknown subscription is an error matching ErrNotFound; a range that
 // ends before it starts, or a negative Limit, an error naming it. When a
@@ -98,7 +101,7 @@ func (c *Client) Recover(ctx context.Context, r RecoverRequest) (RecoverResult, 
 			return res, err
 		}
 		for _, d := range page {
-			if err := c.Redeliver(ctx, d.ID); err != nil && !errors.Is(err, ErrDeliveryPending) {
+			if err := c.recoverOne(ctx, d); err != nil && !errors.Is(err, ErrDeliveryPending) && !errors.Is(err, ErrDeliveryChanged) {
 				// Next resumes at this delivery: After is the one before it
 				// (zero: from the start of the range).
 				res.Next = q.After
@@ -115,6 +118,31 @@ func (c *Client) Recover(ctx context.Context, r RecoverRequest) (RecoverResult, 
 	// Stopped at the limit: more may remain.
 	res.Next = q.After
 	return res, nil
+}
+
+// recoverOne redelivers d, a failed delivery as listed, if it is still that
+// delivery: failed, with the same attempts. Otherwise another recovery (or
+// a Redeliver) sent it since, and it is not sent again: an error matching
+// ErrDeliveryChanged or ErrDeliveryPending.
+func (c *Client) recoverOne(ctx context.Context, d *Delivery) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	return c.redeliver(ctx, d, func(now time.Time) error {
+		if fr, ok := c.store.(FailedReopener); ok {
+			_, err := fr.ReopenFailedDelivery(ctx, d.ID, len(d.Attempts), now)
+			return err
+		}
+		cur, err := c.store.GetDelivery(ctx, d.ID)
+		if err != nil {
+			return err
+		}
+		if cur.Status != DeliveryFailed || len(cur.Attempts) != len(d.Attempts) {
+			return fmt.Errorf("%w: %q", ErrDeliveryChanged, d.ID)
+		}
+		_, err = c.store.ReopenDelivery(ctx, d.ID, now)
+		return err
+	})
 }
 
 // ReplayResult is what Replay did.

@@ -23,6 +23,28 @@ import (
 // pending: it will be attempted anyway.
 var ErrDeliveryPending = errors.New("outhook: delivery is still pending")
 
+// ErrDeliveryChanged is returned by FailedReopener.ReopenFailedDelivery when
+// the delivery is no longer the failed delivery the caller saw: it
+// succeeded since, or has more attempts.
+var ErrDeliveryChanged = errors.New("outhook: delivery changed since it was read")
+
+// FailedReopener is implemented by stores that can reopen a delivery only
+// while it is still failed with a known number of attempts, as one step.
+// Recover uses it so that concurrent recoveries (two operators, two nodes)
+// send each failed delivery once: the first reopens it, the others find it
+// changed. All of outhook's stores implement it; with a store that does
+// not, Recover reads the delivery again just before reopening it, which
+// leaves a short window in which two concurrent recoveries can both send
+// it.
+type FailedReopener interface {
+	// ReopenFailedDelivery does what Store.ReopenDelivery does, but only
+	// if the delivery is failed and has exactly attempts attempts.
+	// Otherwise it changes nothing and returns an error matching
+	// ErrDeliveryPending (it is pending), ErrDeliveryChanged (it succeeded
+	// or has another number of attempts) or ErrNotFound.
+	ReopenFailedDelivery(ctx context.Context, id string, attempts int, at time.Time) (*Delivery, error)
+}
+
 // Store keeps subscriptions and deliveries. The client validates everything
 // before it reaches the store; a store only stores, indexes and answers.
 //
@@ -586,6 +608,17 @@ func (s *MemoryStore) evictIfDue(locked bool) {
 
 // ReopenDelivery implements Store.
 func (s *MemoryStore) ReopenDelivery(ctx context.Context, id string, at time.Time) (*Delivery, error) {
+	return s.reopen(id, at, -1)
+}
+
+// ReopenFailedDelivery implements FailedReopener.
+func (s *MemoryStore) ReopenFailedDelivery(ctx context.Context, id string, attempts int, at time.Time) (*Delivery, error) {
+	return s.reopen(id, at, attempts)
+}
+
+// reopen reopens a finished delivery; with attempts at 0 or more, only a
+// failed one with that many attempts.
+func (s *MemoryStore) reopen(id string, at time.Time, attempts int) (*Delivery, error) {
 	sh := s.shard(id)
 	sh.mu.Lock()
 	d, ok := sh.m[id]
@@ -596,6 +629,10 @@ func (s *MemoryStore) ReopenDelivery(ctx context.Context, id string, at time.Tim
 	if d.Status == DeliveryPending {
 		sh.mu.Unlock()
 		return nil, fmt.Errorf("%w: %q", ErrDeliveryPending, id)
+	}
+	if attempts >= 0 && (d.Status != DeliveryFailed || len(d.Attempts) != attempts) {
+		sh.mu.Unlock()
+		return nil, fmt.Errorf("%w: %q is %s with %d attempts", ErrDeliveryChanged, id, d.Status, len(d.Attempts))
 	}
 	d.Status, d.NextAttemptAt, d.UpdatedAt, d.NextAttemptTrigger = DeliveryPending, at, at, TriggerManual
 	s.finished.Add(-1)

@@ -147,6 +147,11 @@ func (s *Store) ReopenDelivery(ctx context.Context, id string, at time.Time) (*o
 	return s.s.ReopenDelivery(ctx, id, at)
 }
 
+// ReopenFailedDelivery implements outhook.FailedReopener.
+func (s *Store) ReopenFailedDelivery(ctx context.Context, id string, attempts int, at time.Time) (*outhook.Delivery, error) {
+	return s.s.ReopenFailedDelivery(ctx, id, attempts, at)
+}
+
 // ListDeliveries implements outhook.Store.
 func (s *Store) ListDeliveries(ctx context.Context, q outhook.DeliveryQuery) ([]*outhook.Delivery, error) {
 	return s.s.ListDeliveries(ctx, q)

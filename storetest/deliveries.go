@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ var deliveryTests = []test{
 	{"UpdateAppliesTheUpdate", testUpdateDelivery},
 	{"ConcurrentUpdatesLoseNoAttempt", testConcurrentUpdates},
 	{"ReopenFinishedDeliveries", testReopen},
+	{"ReopenFailedDeliveryOnce", testReopenFailed},
 	{"ListNewestFirst", testListNewestFirst},
 	{"ListFilters", testListFilters},
 	{"ListLimit", testListLimit},
@@ -483,6 +485,67 @@ func testReopen(t *testing.T, s outhook.Store) {
 	require.True(t, errors.Is(err, outhook.ErrNotFound), "missing ID: want an error matching ErrNotFound, got %v", err)
 	_, err = s.GetDelivery(ctx, "dlv_missing")
 	require.ErrorIs(t, err, outhook.ErrNotFound, "reopening does not create")
+}
+
+// testReopenFailed: a store that implements outhook.FailedReopener reopens
+// a delivery only while it is failed with the given number of attempts;
+// of concurrent callers that saw it failed, exactly one reopens it.
+func testReopenFailed(t *testing.T, s outhook.Store) {
+	fr, ok := s.(outhook.FailedReopener)
+	if !ok {
+		t.Log("the store does not implement outhook.FailedReopener (optional): nothing to check")
+		return
+	}
+	ctx := t.Context()
+	failed := newDelivery("dlv_failed", "msg_1", "incident.incident.created", "sub_1", at(0))
+	succeeded := newDelivery("dlv_ok", "msg_1", "incident.incident.created", "sub_2", at(0))
+	pending := newDelivery("dlv_pending", "msg_1", "incident.incident.created", "sub_3", at(0))
+	createDeliveries(t, s, failed, succeeded, pending)
+	finish(t, s, failed, outhook.DeliveryFailed, at(1))
+	finish(t, s, succeeded, outhook.DeliverySucceeded, at(1))
+	n := len(getDelivery(t, s, failed.ID).Attempts)
+
+	for _, tc := range []struct {
+		d        *outhook.Delivery
+		attempts int
+		want     error
+	}{
+		{succeeded, len(getDelivery(t, s, succeeded.ID).Attempts), outhook.ErrDeliveryChanged},
+		{pending, 0, outhook.ErrDeliveryPending},
+		{failed, n + 1, outhook.ErrDeliveryChanged},
+	} {
+		before := getDelivery(t, s, tc.d.ID)
+		got, err := fr.ReopenFailedDelivery(ctx, tc.d.ID, tc.attempts, at(10))
+		require.True(t, errors.Is(err, tc.want), "ReopenFailedDelivery(%q, %d): want an error matching %v, got %v", tc.d.ID, tc.attempts, tc.want, err)
+		require.Nil(t, got)
+		requireDelivery(t, before, getDelivery(t, s, tc.d.ID), "a refused reopen changes nothing")
+	}
+	_, err := fr.ReopenFailedDelivery(ctx, "dlv_missing", 0, at(10))
+	require.True(t, errors.Is(err, outhook.ErrNotFound), "missing ID: want an error matching ErrNotFound, got %v", err)
+
+	// Eight callers at once: one reopens, the others find it pending.
+	var wg sync.WaitGroup
+	var won atomic.Int32
+	for range 8 {
+		wg.Go(func() {
+			got, err := fr.ReopenFailedDelivery(ctx, failed.ID, n, at(11))
+			switch {
+			case err == nil:
+				won.Add(1)
+				if got.Status != outhook.DeliveryPending || got.NextAttemptTrigger != outhook.TriggerManual {
+					t.Errorf("ReopenFailedDelivery returned %s with trigger %q, want pending and manual", got.Status, got.NextAttemptTrigger)
+				}
+			case errors.Is(err, outhook.ErrDeliveryPending):
+			default:
+				t.Errorf("ReopenFailedDelivery: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	require.Equal(t, int32(1), won.Load(), "exactly one concurrent caller reopens a failed delivery")
+	got := getDelivery(t, s, failed.ID)
+	require.Equal(t, outhook.DeliveryPending, got.Status)
+	require.Len(t, got.Attempts, n)
 }
 
 // testListNewestFirst: ListDeliveries orders by CreatedAt, newest first,

@@ -398,6 +398,18 @@ func (s *Store) updateDelivery(ctx context.Context, id string, attempt *outhook.
 
 // ReopenDelivery implements outhook.Store.
 func (s *Store) ReopenDelivery(ctx context.Context, id string, at time.Time) (*outhook.Delivery, error) {
+	return s.reopen(ctx, id, at, -1)
+}
+
+// ReopenFailedDelivery implements outhook.FailedReopener: one conditional
+// UPDATE, so that of concurrent callers one reopens the delivery.
+func (s *Store) ReopenFailedDelivery(ctx context.Context, id string, attempts int, at time.Time) (*outhook.Delivery, error) {
+	return s.reopen(ctx, id, at, attempts)
+}
+
+// reopen reopens a finished delivery; with attempts at 0 or more, only a
+// failed one with that many attempts.
+func (s *Store) reopen(ctx context.Context, id string, at time.Time, attempts int) (*outhook.Delivery, error) {
 	const op = "reopen delivery"
 	if !storable(id) {
 		return nil, notFound("delivery", id)
@@ -405,15 +417,25 @@ func (s *Store) ReopenDelivery(ctx context.Context, id string, at time.Time) (*o
 	if err := s.checkTimes(fmt.Sprintf("delivery %q", id), at); err != nil {
 		return nil, err
 	}
-	d, count, err := scanDelivery(s.db.QueryRowContext(ctx, s.q.reopenDelivery, s.d.timeArg(at), s.d.timeArg(at), id))
+	query, args := s.q.reopenDelivery, []any{s.d.timeArg(at), s.d.timeArg(at), id}
+	if attempts >= 0 {
+		query, args = s.q.reopenFailed, append(args, attempts)
+	}
+	d, count, err := scanDelivery(s.db.QueryRowContext(ctx, query, args...))
 	if errors.Is(err, sql.ErrNoRows) {
-		var status string
-		err = s.db.QueryRowContext(ctx, s.q.deliveryStatus, id).Scan(&status)
+		var (
+			status string
+			n      int
+		)
+		err = s.db.QueryRowContext(ctx, s.q.deliveryStatus, id).Scan(&status, &n)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, notFound("delivery", id)
 		}
 		if err != nil {
 			return nil, s.fail(ctx, op, err)
+		}
+		if status != string(outhook.DeliveryPending) && attempts >= 0 {
+			return nil, fmt.Errorf("%w: %q is %s with %d attempts", outhook.ErrDeliveryChanged, id, status, n)
 		}
 		return nil, fmt.Errorf("%w: %q", outhook.ErrDeliveryPending, id)
 	}

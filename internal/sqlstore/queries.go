@@ -29,6 +29,7 @@ type queries struct {
 	deliveryAttempts string
 	updateDelivery   string
 	reopenDelivery   string
+	reopenFailed     string
 	deliveryStatus   string
 	// Postgres only: the update and the attempt in one statement.
 	updateDeliveryWithAttempt string
@@ -83,7 +84,10 @@ func newQueries(d Dialect) queries {
 		reopenDelivery: `UPDATE outhook_deliveries SET status = '` + string(outhook.DeliveryPending) + `', next_attempt_at = ?,
 			updated_at = ?, next_attempt_trigger = '` + string(outhook.TriggerManual) + `'
 			WHERE id = ? AND status <> '` + string(outhook.DeliveryPending) + `' RETURNING ` + deliveryColumns,
-		deliveryStatus: `SELECT status FROM outhook_deliveries WHERE id = ?`,
+		reopenFailed: `UPDATE outhook_deliveries SET status = '` + string(outhook.DeliveryPending) + `', next_attempt_at = ?,
+			updated_at = ?, next_attempt_trigger = '` + string(outhook.TriggerManual) + `'
+			WHERE id = ? AND status = '` + string(outhook.DeliveryFailed) + `' AND attempt_count = ? RETURNING ` + deliveryColumns,
+		deliveryStatus: `SELECT status, attempt_count FROM outhook_deliveries WHERE id = ?`,
 	}
 	if d.kind == kindPostgres {
 		// One statement, so one round trip and its own transaction: the
@@ -138,7 +142,7 @@ func newQueries(d Dialect) queries {
 		&q.insertSubscription, &q.updateSubscription, &q.setSubscriptionDisabled, &q.lockHealth, &q.setHealth, &q.deleteSubscription,
 		&q.unindexSubscription, &q.getSubscription, &q.listSubscriptions, &q.exactMatches, &q.patternMatches,
 		&q.bumpVersion, &q.readVersion, &q.getDelivery, &q.firstPending, &q.deliveryAttempts, &q.updateDelivery,
-		&q.reopenDelivery, &q.deliveryStatus, &q.updateDeliveryWithAttempt,
+		&q.reopenDelivery, &q.reopenFailed, &q.deliveryStatus, &q.updateDeliveryWithAttempt,
 	} {
 		*p = d.rebind(*p)
 	}
