@@ -503,8 +503,12 @@ func (c *Client) redeliver(ctx context.Context, before *Delivery, reopen func(no
 		return err
 	}
 	// The job of a redelivery has an ID of its own, so that it never shares
-	// one with a job of an earlier round that is still finishing.
-	jobID := fmt.Sprintf("%s.r%d", id, len(before.Attempts))
+	// one with a job of an earlier round that is still finishing, nor with
+	// an earlier redelivery that ended without an attempt (its subscription
+	// was disabled): a queue that drops a job ID it has seen recently
+	// (JetStream's duplicate window) would drop this one, and leave the
+	// delivery pending with no job.
+	jobID := fmt.Sprintf("%s.r%d.%x", id, len(before.Attempts), now.UnixNano())
 	// Its attempt joins the caller's trace, when there is one.
 	err := c.queue.Enqueue(ctx, &queue.Job{ID: jobID, Group: deliveryGroup, Kind: kindDelivery, Payload: []byte(id), CreatedAt: now,
 		Trace: c.tel.jobTrace(ctx)})

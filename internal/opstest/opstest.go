@@ -62,6 +62,7 @@ func Run(t *testing.T, newParts NewParts) {
 		{"RecoverBounded", s.testRecoverBounded},
 		{"RecoverIdempotentInFlight", s.testRecoverInFlight},
 		{"RecoverErrors", s.testRecoverErrors},
+		{"RedeliverAfterAbandoned", s.testRedeliverAfterAbandoned},
 		{"Replay", s.testReplay},
 		{"ReplayErrors", s.testReplayErrors},
 		{"DeliveriesPaging", s.testPaging},
