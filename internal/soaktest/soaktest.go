@@ -88,8 +88,8 @@
 //
 // # Size and seed
 //
-// The soak emits DefaultEvents (5,000) events, a tenth of them under the
-// race detector or with -short. OUTHOOK_SOAK_EVENTS sets the count, for long
+// The soak emits DefaultEvents (5,000) events: a twentieth of them under
+// the race detector, a tenth with -short. OUTHOOK_SOAK_EVENTS sets the count, for long
 // soaks; the deadline grows with it (Deadline per 5,000 events).
 // OUTHOOK_SOAK_SEED sets the seed of the mixes (decimal); without it a
 // random seed is used and logged, so a failing run can be replayed (the
@@ -300,7 +300,9 @@ func size(t *testing.T) (int, time.Duration) {
 		if n, err = strconv.Atoi(v); err != nil || n < 10 {
 			t.Fatalf("soaktest: %s=%q is not a number of events of at least 10", EnvEvents, v)
 		}
-	} else if raceEnabled || testing.Short() {
+	} else if raceEnabled {
+		n /= 20 // runs three times in CI (-race -count=3)
+	} else if testing.Short() {
 		n /= 10
 	}
 	return n, time.Duration(max(1, (n+DefaultEvents-1)/DefaultEvents)) * Deadline
