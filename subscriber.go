@@ -259,6 +259,10 @@ func (c *Client) handleDelivery(ctx context.Context, job *queue.Job) queue.Resul
 		}
 	}
 	u.LastError = attempt.Error
+	// The attempt was made: from here on, a deadline of the handler's does
+	// not stop its record (see recordContext).
+	ctx, cancelRecord := recordContext(ctx)
+	defer cancelRecord()
 	if uerr := c.store.UpdateDelivery(ctx, d.ID, attempt, u); uerr != nil {
 		return c.storeFailure(ctx, job, uerr)
 	}
@@ -281,6 +285,33 @@ func (c *Client) handleDelivery(ctx context.Context, job *queue.Job) queue.Resul
 			"attempt", attempt.Number, "status_code", attempt.StatusCode, "duration", attempt.Duration)
 	}
 	return result
+}
+
+// recordGrace is how long past the handler's deadline the record of an
+// attempt that was made may still be written.
+const recordGrace = 5 * time.Second
+
+// recordContext returns the context the record of an attempt that was made
+// is written under, with its operational events. A durable queue gives a
+// handler a deadline a margin short of its lease; a store slow enough that
+// the deadline passes while it writes the record would otherwise lose the
+// record, and the job would run again: the receiver gets the event twice
+// and the attempt log misses one. The record context keeps ctx's values,
+// ends recordGrace after ctx's deadline, and is still cancelled with ctx
+// (a queue's Stop running out of time). Without a deadline (the in-memory
+// queue) it is ctx itself, at no cost.
+func recordContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return ctx, func() {}
+	}
+	rctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline.Add(recordGrace))
+	stop := context.AfterFunc(ctx, func() {
+		if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			cancel()
+		}
+	})
+	return rctx, func() { stop(); cancel() }
 }
 
 // readDelivery reads the state of a delivery before an attempt. The
