@@ -101,7 +101,7 @@ func (q *Queue) fetch(g *group, n int) error {
 		q.running.Add(1)
 		g.running.Add(1)
 		q.activity.Add(1)
-		go q.handle(g, m)
+		go q.handle(g, m, time.Now())
 	}
 	for range n - got {
 		<-g.slots
@@ -130,8 +130,9 @@ func (q *Queue) ledgerOf(g *group) ledger {
 	return q.ledger
 }
 
-// handle runs one delivered message.
-func (q *Queue) handle(g *group, m jetstream.Msg) {
+// handle runs one delivered message, received at the given time (when the
+// server's AckWait for it was already running).
+func (q *Queue) handle(g *group, m jetstream.Msg, received time.Time) {
 	defer func() {
 		<-g.slots
 		g.running.Add(-1)
@@ -212,7 +213,7 @@ func (q *Queue) handle(g *group, m jetstream.Msg) {
 		return
 	}
 	job.Attempt = attempt
-	res := q.run(g, m, job)
+	res := q.run(g, m, job, received)
 	q.apply(g, m, seq, d, key, job, e != nil, res)
 }
 
@@ -245,10 +246,13 @@ type keepAlive struct {
 	every time.Duration
 }
 
-func startKeepAlive(m jetstream.Msg, every time.Duration) *keepAlive {
+func startKeepAlive(m jetstream.Msg, every time.Duration, received time.Time) *keepAlive {
 	k := &keepAlive{m: m, every: every}
 	k.mu.Lock()
-	k.t = time.AfterFunc(every, k.fire)
+	// The server's AckWait has run since the message was received, not
+	// since the handler started: the ledger read and the decoding came
+	// in between, which a starved process can stretch.
+	k.t = time.AfterFunc(max(every-time.Since(received), time.Millisecond), k.fire)
 	k.mu.Unlock()
 	return k
 }
@@ -271,8 +275,8 @@ func (k *keepAlive) stop() {
 }
 
 // run calls the group's handler, turning a panic into a Retry.
-func (q *Queue) run(g *group, m jetstream.Msg, j *queue.Job) (res queue.Result) {
-	ka := startKeepAlive(m, g.ackWait/2)
+func (q *Queue) run(g *group, m jetstream.Msg, j *queue.Job, received time.Time) (res queue.Result) {
+	ka := startKeepAlive(m, g.ackWait/2, received)
 	defer ka.stop()
 	defer func() {
 		if r := recover(); r != nil {
