@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -23,8 +25,17 @@ import (
 // webhook endpoint with a token in its query) is marked with the schema
 // keyword "x-outhook-secret": "url" (SecretURLKeyword) instead: its
 // userinfo password and query values are masked, and the rest is shown
-// ("https://example.com/hook?token=[secret]"). An update that sends the URL
-// back with masked parts keeps the stored values of those parts.
+// ("https://example.com/hook?token=[secret]"; a lone username, a bare query
+// key and the fragment are masked too). An update that sends the URL back
+// with masked parts keeps the stored values of those parts.
+//
+// Masked secrets are kept only for the same destination: an update that
+// changes the scheme, host or port of a URL field while it sends any
+// SecretMask back is refused, so that whoever may update a subscription,
+// but was never shown its secrets, cannot have them sent to a host of
+// their own. A mask that cannot be kept (a new field, a renamed query key,
+// another deliverer) is refused too, naming the field (an error matching
+// ErrInvalidSubscription); it is never stored.
 const SecretMask = "[secret]"
 
 // SecretURLKeyword is the JSON Schema keyword, with the value "url", that
@@ -209,18 +220,41 @@ func (t *secretTree) restoreConfig(next, prev json.RawMessage) (json.RawMessage,
 		return next, nil // invalid JSON: the deliverer's validation says so
 	}
 	p, _ := decodeConfig(prev)
-	return json.Marshal(t.restore(n, p))
+	// A masked secret is kept only for the same destination: otherwise
+	// whoever may update a subscription, but was never shown its secrets,
+	// could point it at a host of their own and have them sent there.
+	nu, pu := map[string]string{}, map[string]string{}
+	t.urls(n, "", nu)
+	t.urls(p, "", pu)
+	for _, path := range slices.Sorted(maps.Keys(nu)) {
+		if was, ok := pu[path]; ok && origin(nu[path]) != origin(was) {
+			return nil, &maskError{field: path, msg: fmt.Sprintf("the destination changed (%s to %s): masked secrets (%s) are kept only for the same destination; send their values again",
+				origin(was), origin(nu[path]), SecretMask)}
+		}
+	}
+	restored := t.restore(n, p)
+	if left := t.leftMasks(restored, ""); len(left) > 0 {
+		slices.Sort(left)
+		return nil, &maskError{field: left[0], msg: fmt.Sprintf("%s stands for a stored secret, and there is none to keep here (%s); send the value", SecretMask, strings.Join(left, ", "))}
+	}
+	return json.Marshal(restored)
 }
+
+// maskError is an update that sends SecretMask where no stored secret can
+// be kept.
+type maskError struct{ field, msg string }
+
+func (e *maskError) Error() string { return e.field + ": " + e.msg }
 
 func (t *secretTree) restore(next, prev any) any {
 	if t.empty() {
 		return next
 	}
 	if t.secret {
-		if s, ok := next.(string); ok && s == SecretMask {
+		if s, ok := next.(string); ok && s == SecretMask && prev != nil {
 			return prev
 		}
-		return next
+		return next // with no stored value, a mask stays, for leftMasks to refuse
 	}
 	if t.url {
 		if s, ok := next.(string); ok {
@@ -261,8 +295,10 @@ func decodeConfig(raw json.RawMessage) (any, error) {
 	return v, nil
 }
 
-// maskURL replaces the password of raw's userinfo and every query value
-// with SecretMask. A value that does not parse as a URL is masked whole.
+// maskURL masks the parts of a URL that carry credentials: the userinfo
+// (the password, or a username that stands alone, as a token does), every
+// query value (a key without a value, too), and the fragment. A value that
+// does not parse as a URL is masked whole.
 func maskURL(raw string) string {
 	if raw == "" {
 		return raw
@@ -271,27 +307,48 @@ func maskURL(raw string) string {
 	if err != nil {
 		return SecretMask
 	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), SecretMask)
+	if u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), SecretMask)
+		} else if u.User.Username() != "" {
+			u.User = url.User(SecretMask)
+		}
 	}
 	if u.RawQuery != "" {
 		pairs := strings.Split(u.RawQuery, "&")
 		for i, pair := range pairs {
-			if k, v, ok := strings.Cut(pair, "="); ok && v != "" {
+			k, v, ok := strings.Cut(pair, "=")
+			switch {
+			case ok && v != "":
 				pairs[i] = k + "=" + SecretMask
+			case !ok && k != "":
+				pairs[i] = SecretMask // a bare key, such as ?APIKEY
 			}
 		}
 		u.RawQuery = strings.Join(pairs, "&")
 	}
-	return u.String() // a masked password reads %5Bsecret%5D: brackets are not allowed there
+	if u.Fragment != "" {
+		u.Fragment, u.RawFragment = SecretMask, ""
+	}
+	return u.String() // userinfo spells the mask %5Bsecret%5D: brackets are not allowed there
 }
 
 // escapedMask is SecretMask as a URL's userinfo spells it.
 var escapedMask = url.PathEscape(SecretMask)
 
-// restoreURL puts the stored password and query values of prev back where
-// next holds SecretMask: a query value by its key and rank among the
-// values of that key.
+// isMask reports whether a URL part, raw or escaped, is SecretMask.
+func isMask(part string) bool {
+	if part == SecretMask {
+		return true
+	}
+	u, err := url.QueryUnescape(part)
+	return err == nil && u == SecretMask
+}
+
+// restoreURL puts the stored parts of prev back where next holds
+// SecretMask: the userinfo, a query value by its key and rank among the
+// values of that key, a bare key by its rank, the fragment. What cannot be
+// restored stays masked, for leftMasks to refuse.
 func restoreURL(next, prev string) string {
 	if !strings.Contains(next, SecretMask) && !strings.Contains(next, escapedMask) {
 		return next
@@ -307,31 +364,132 @@ func restoreURL(next, prev string) string {
 	if err != nil {
 		return next
 	}
-	if pw, ok := n.User.Password(); ok && pw == SecretMask {
-		if ppw, ok := p.User.Password(); ok && p.User.Username() == n.User.Username() {
+	if n.User != nil && p.User != nil {
+		npw, nHas := n.User.Password()
+		ppw, pHas := p.User.Password()
+		switch {
+		case nHas && isMask(npw) && pHas && p.User.Username() == n.User.Username():
 			n.User = url.UserPassword(n.User.Username(), ppw)
+		case !nHas && isMask(n.User.Username()) && !pHas:
+			n.User = p.User
 		}
 	}
 	if n.RawQuery != "" {
 		stored := map[string][]string{}
+		var bare []string
 		for _, pair := range strings.Split(p.RawQuery, "&") {
-			k, v, _ := strings.Cut(pair, "=")
-			stored[k] = append(stored[k], v)
+			if k, v, ok := strings.Cut(pair, "="); ok {
+				stored[k] = append(stored[k], v)
+			} else if k != "" {
+				bare = append(bare, k)
+			}
 		}
 		seen := map[string]int{}
+		bareSeen := 0
 		pairs := strings.Split(n.RawQuery, "&")
 		for i, pair := range pairs {
 			k, v, ok := strings.Cut(pair, "=")
 			if !ok {
+				if isMask(k) && bareSeen < len(bare) {
+					pairs[i] = bare[bareSeen]
+				}
+				bareSeen++
 				continue
 			}
 			rank := seen[k]
 			seen[k]++
-			if v == SecretMask && rank < len(stored[k]) {
+			if isMask(v) && rank < len(stored[k]) {
 				pairs[i] = k + "=" + stored[k][rank]
 			}
 		}
 		n.RawQuery = strings.Join(pairs, "&")
 	}
+	if isMask(n.Fragment) {
+		n.Fragment, n.RawFragment = p.Fragment, p.RawFragment
+	}
 	return n.String()
+}
+
+// origin is a URL's scheme, host and port, lowercased: where its secrets
+// go. A value that does not parse is its own origin.
+func origin(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	port := u.Port()
+	if port == "" {
+		switch strings.ToLower(u.Scheme) {
+		case "http":
+			port = "80"
+		case "https":
+			port = "443"
+		}
+	}
+	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Hostname()) + ":" + port
+}
+
+// urls collects the values of the URL fields (SecretURLKeyword) in v, by
+// path.
+func (t *secretTree) urls(v any, path string, out map[string]string) {
+	if t.empty() || v == nil {
+		return
+	}
+	if t.url {
+		if s, ok := v.(string); ok {
+			out[path] = s
+		}
+		return
+	}
+	switch v := v.(type) {
+	case map[string]any:
+		for k, el := range v {
+			if sub := t.props[k]; sub != nil {
+				sub.urls(el, joinPath(path, k), out)
+			} else if t.values != nil && t.props == nil {
+				t.values.urls(el, joinPath(path, k), out)
+			}
+		}
+	case []any:
+		for i, el := range v {
+			t.items.urls(el, fmt.Sprintf("%s[%d]", path, i), out)
+		}
+	}
+}
+
+// leftMasks returns the paths of secret values in v that still hold
+// SecretMask (whole, or as a part of a URL field).
+func (t *secretTree) leftMasks(v any, path string) []string {
+	if t.empty() || v == nil {
+		return nil
+	}
+	if s, ok := v.(string); ok {
+		if (t.secret && s == SecretMask) || (t.url && (strings.Contains(s, SecretMask) || strings.Contains(s, escapedMask))) {
+			return []string{path}
+		}
+		return nil
+	}
+	var out []string
+	switch v := v.(type) {
+	case map[string]any:
+		for k, el := range v {
+			if sub := t.props[k]; sub != nil {
+				out = append(out, sub.leftMasks(el, joinPath(path, k))...)
+			} else if t.values != nil && t.props == nil {
+				out = append(out, t.values.leftMasks(el, joinPath(path, k))...)
+			}
+		}
+	case []any:
+		for i, el := range v {
+			out = append(out, t.items.leftMasks(el, fmt.Sprintf("%s[%d]", path, i))...)
+		}
+	}
+	return out
+}
+
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
 }

@@ -116,7 +116,8 @@ func (d *hookDeliverer) ValidateConfig(raw json.RawMessage) error {
 }
 
 // TestSecretURLAndHeaderValues: a URL marked "x-outhook-secret": "url"
-// shows its address with its password and query values masked; the values
+// shows its address with its password, query values, bare query keys and
+// fragment masked; the values
 // of a map whose values are writeOnly are masked, its keys shown. An update
 // that sends the masked forms back keeps the stored secrets, and one that
 // changes them takes the new values.
@@ -130,7 +131,7 @@ func TestSecretURLAndHeaderValues(t *testing.T) {
 	stored := `{"url":"https://user:pw-SECRET@hooks.example/in/a?token=tok-SECRET&flag&empty=&token=tok2-SECRET#top","headers":{"X-Api-Key":"key-SECRET","X-Empty":""}}`
 	created, err := c.CreateSubscription(ctx, outhook.Subscription{Events: []string{createdEvent}, DelivererID: "hook", Config: json.RawMessage(stored)})
 	require.NoError(t, err)
-	masked := `{"url":"https://user:%5Bsecret%5D@hooks.example/in/a?token=[secret]&flag&empty=&token=[secret]#top","headers":{"X-Api-Key":"[secret]","X-Empty":""}}`
+	masked := `{"url":"https://user:%5Bsecret%5D@hooks.example/in/a?token=[secret]&[secret]&empty=&token=[secret]#%5Bsecret%5D","headers":{"X-Api-Key":"[secret]","X-Empty":""}}`
 	require.JSONEq(t, masked, string(created.Config))
 	require.NotContains(t, string(created.Config), "SECRET")
 
@@ -150,4 +151,64 @@ func TestSecretURLAndHeaderValues(t *testing.T) {
 	raw, err = c.Store().GetSubscription(ctx, created.ID)
 	require.NoError(t, err)
 	require.JSONEq(t, `{"url":"https://user:pw-SECRET@hooks.example/in/b?token=tok-SECRET&token=new-SECRET","headers":{"X-Api-Key":"key-SECRET","X-New":"v"}}`, string(raw.Config))
+}
+
+// TestMaskedSecretsStayWithTheirDestination: an update keeps masked secrets
+// only for the same destination (scheme, host and port of the URL fields):
+// whoever may update a subscription but was never shown its secrets cannot
+// point it at a host of their own and have them sent there. A mask that
+// cannot be restored is refused, naming the field, never stored.
+func TestMaskedSecretsStayWithTheirDestination(t *testing.T) {
+	codec, err := outhook.NewConfigCodec[hookConfig]("hook")
+	require.NoError(t, err)
+	hd := &hookDeliverer{Deliverer: outhooktest.NewDeliverer("hook"), codec: codec}
+	c, _ := setup(t, &outhook.Config{Deliverers: []outhook.Deliverer{hd}})
+	ctx := context.Background()
+	stored := `{"url":"https://TOKEN-SECRET@hooks.example/in?APIKEY-SECRET&token=tok-SECRET#frag-SECRET","headers":{"X-Api-Key":"key-SECRET"}}`
+	sub, err := c.CreateSubscription(ctx, outhook.Subscription{Events: []string{createdEvent}, DelivererID: "hook", Config: json.RawMessage(stored)})
+	require.NoError(t, err)
+	masked := `{"url":"https://%5Bsecret%5D@hooks.example/in?[secret]&token=[secret]#%5Bsecret%5D","headers":{"X-Api-Key":"[secret]"}}`
+	require.JSONEq(t, masked, string(sub.Config), "a lone username, a bare key and the fragment are masked too")
+
+	keep := func() {
+		t.Helper()
+		raw, err := c.Store().GetSubscription(ctx, sub.ID)
+		require.NoError(t, err)
+		require.JSONEq(t, stored, string(raw.Config), "the stored config is unchanged")
+	}
+	for _, tc := range []struct {
+		name, config, field string
+	}{
+		{"another host", `{"url":"https://%5Bsecret%5D@evil.example/in?[secret]&token=[secret]#[secret]","headers":{"X-Api-Key":"[secret]"}}`, "config.url"},
+		{"another host, header mask only", `{"url":"https://evil.example/in","headers":{"X-Api-Key":"[secret]"}}`, "config.url"},
+		{"another port", `{"url":"https://%5Bsecret%5D@hooks.example:8443/in?[secret]&token=[secret]","headers":{}}`, "config.url"},
+		{"plain http", `{"url":"http://%5Bsecret%5D@hooks.example/in?token=[secret]","headers":{}}`, "config.url"},
+		{"renamed key", `{"url":"https://hooks.example/in?secret=[secret]","headers":{}}`, "config.url"},
+		{"new header", `{"url":"https://hooks.example/in","headers":{"X-Other":"[secret]"}}`, "config.headers.X-Other"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := sub
+			s.Config = json.RawMessage(tc.config)
+			_, err := c.UpdateSubscription(ctx, s)
+			require.ErrorIs(t, err, outhook.ErrInvalidSubscription)
+			var se *outhook.SubscriptionError
+			require.ErrorAs(t, err, &se)
+			require.Equal(t, tc.field, se.Field, "%v", err)
+			require.NotContains(t, err.Error(), "SECRET")
+			keep()
+		})
+	}
+
+	// Sent back as shown, with the query mask percent-encoded as some
+	// clients do: everything is kept.
+	s := sub
+	s.Config = json.RawMessage(`{"url":"https://%5Bsecret%5D@hooks.example/in?[secret]&token=%5Bsecret%5D#[secret]","headers":{"X-Api-Key":"[secret]"}}`)
+	_, err = c.UpdateSubscription(ctx, s)
+	require.NoError(t, err)
+	keep()
+
+	// A new destination with every secret given again is an ordinary update.
+	s.Config = json.RawMessage(`{"url":"https://new.example/in?token=new-SECRET","headers":{"X-Api-Key":"new-key-SECRET"}}`)
+	_, err = c.UpdateSubscription(ctx, s)
+	require.NoError(t, err)
 }

@@ -206,12 +206,18 @@ func (c *Client) UpdateSubscription(ctx context.Context, sub Subscription) (Subs
 		return Subscription{}, err
 	}
 	s := sub.clone()
-	if s.DelivererID == old.DelivererID {
-		// Secrets the caller was shown masked, and sent back as they were,
-		// keep their stored values.
-		if s.Config, err = c.secrets[s.DelivererID].restoreConfig(s.Config, old.Config); err != nil {
-			return Subscription{}, &SubscriptionError{Field: "config", Reason: "cannot restore masked secrets", Err: err}
+	// Secrets the caller was shown masked, and sent back as they were,
+	// keep their stored values, for the same deliverer and destination;
+	// a mask that cannot be kept is refused rather than stored.
+	prev := old.Config
+	if s.DelivererID != old.DelivererID {
+		prev = nil
+	}
+	if s.Config, err = c.secrets[s.DelivererID].restoreConfig(s.Config, prev); err != nil {
+		if me, ok := errors.AsType[*maskError](err); ok {
+			return Subscription{}, &SubscriptionError{Field: "config." + me.field, Reason: me.msg}
 		}
+		return Subscription{}, &SubscriptionError{Field: "config", Reason: "cannot restore masked secrets", Err: err}
 	}
 	if err := c.validateSubscription(s); err != nil {
 		return Subscription{}, err

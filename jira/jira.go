@@ -53,7 +53,7 @@ const (
 
 // Config is a subscription's configuration for the Jira deliverer.
 type Config struct {
-	BaseURL string `json:"baseUrl" validate:"required,url" description:"Base URL of the Jira Cloud site, such as https://example.atlassian.net (or https://api.atlassian.com/ex/jira/<cloudId> for scoped API tokens). HTTPS only."`
+	BaseURL string `json:"baseUrl" validate:"required,url" jsonschema_extras:"x-outhook-secret=url" description:"Base URL of the Jira Cloud site, such as https://example.atlassian.net (or https://api.atlassian.com/ex/jira/<cloudId> for scoped API tokens). HTTPS only. The API token is sent only here: an update that moves the site must send the token again."`
 	Email   string `json:"email" validate:"required,email" description:"E-mail address of the Atlassian account the API token belongs to. The account needs the Browse projects and Create issues permissions in the project."`
 	// APIToken is a secret: it is sent only in the Authorization header and
 	// never appears in errors, attempt records or logs.
