@@ -297,15 +297,26 @@ const recordGrace = 5 * time.Second
 // the deadline passes while it writes the record would otherwise lose the
 // record, and the job would run again: the receiver gets the event twice
 // and the attempt log misses one. The record context keeps ctx's values,
-// ends recordGrace after ctx's deadline, and is still cancelled with ctx
-// (a queue's Stop running out of time). Without a deadline (the in-memory
-// queue) it is ctx itself, at no cost.
+// ends recordGrace after ctx's deadline, but no later than halfway from
+// the deadline to the end of the run's lease (queue.LeaseEnd), which leaves
+// the queue the other half to apply the result, and is still cancelled
+// with ctx (a queue's Stop running out of time). Without a deadline (the
+// in-memory and NATS queues) it is ctx itself, at no cost.
 func recordContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	deadline, ok := ctx.Deadline()
 	if !ok {
 		return ctx, func() {}
 	}
-	rctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline.Add(recordGrace))
+	end := deadline.Add(recordGrace)
+	if lease, ok := queue.LeaseEnd(ctx); ok {
+		if half := deadline.Add(lease.Sub(deadline) / 2); half.Before(end) {
+			end = half
+		}
+	}
+	if !end.After(deadline) {
+		return ctx, func() {}
+	}
+	rctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), end)
 	stop := context.AfterFunc(ctx, func() {
 		if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			cancel()

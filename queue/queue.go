@@ -207,3 +207,21 @@ type StatsReporter interface {
 	// Stats returns a snapshot of the queue's contents.
 	Stats(ctx context.Context) (Stats, error)
 }
+
+type leaseEndKey struct{}
+
+// WithLeaseEnd returns ctx carrying the end of the lease of a handler run:
+// past it the queue may give the job to another run. A queue whose handler
+// context ends some margin before the lease sets it, so that what a
+// handler must still do after its deadline (outhook records an attempt
+// that was made) stays within the lease, leaving the queue time to apply
+// the result.
+func WithLeaseEnd(ctx context.Context, end time.Time) context.Context {
+	return context.WithValue(ctx, leaseEndKey{}, end)
+}
+
+// LeaseEnd returns the lease end WithLeaseEnd put in ctx.
+func LeaseEnd(ctx context.Context) (time.Time, bool) {
+	end, ok := ctx.Value(leaseEndKey{}).(time.Time)
+	return end, ok
+}

@@ -74,7 +74,12 @@ func (w *worker[TTx]) Work(ctx context.Context, job *river.Job[jobArgs]) error {
 	}
 
 	qj := toJob(job.JobRow, &job.Args)
-	hctx, cancel := context.WithTimeout(ctx, g.timeout+q.cfg.LeaseMargin)
+	// The run's lease began when River fetched the job (see lease).
+	began := time.Now()
+	if job.AttemptedAt != nil && job.AttemptedAt.Before(began) {
+		began = *job.AttemptedAt
+	}
+	hctx, cancel := context.WithTimeout(queue.WithLeaseEnd(ctx, began.Add(q.lease(&job.Args))), g.timeout+q.cfg.LeaseMargin)
 	res := q.runHandler(hctx, g, qj)
 	cancel()
 
