@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/trace"
 
@@ -41,11 +42,11 @@ func (c *Client) routeEvent(ctx context.Context, rec *eventRecord, job *queue.Jo
 			return nil, err
 		}
 		payload = out
-	} else if !json.Valid(payload) {
+	} else if !json.Valid(payload) || !utf8.Valid(payload) {
 		// EmitHook queues JSON it encoded itself; anything else is a damaged
 		// or foreign job. Stored, it would reach receivers as it is and
 		// break every listing that includes it; no retry can mend it.
-		return nil, poison(fmt.Errorf("outhook: event %q: the queued payload is not one valid JSON value (%d bytes)", rec.ID, len(payload)))
+		return nil, poison(fmt.Errorf("outhook: event %q: the queued payload is not one valid JSON value in UTF-8 (%d bytes)", rec.ID, len(payload)))
 	}
 	return c.route(ctx, rec, payload, job.ID, job.ID, job.CreatedAt, "")
 }

@@ -426,6 +426,9 @@ func (d *Deliverer) outcome(r *http.Request, resp *safehttp.Response, op string,
 		return res, nil
 	}
 	var err error = safehttp.StatusError(r, resp)
+	if resp.RedirectBlocked != nil {
+		err = resp.RedirectBlocked // class blocked, as for every deliverer
+	}
 	if detail := errorDetail(resp.Body); detail != "" {
 		err = &detailError{err: err, detail: sec.scrub(detail)}
 	}

@@ -646,3 +646,22 @@ func TestIssueLabel(t *testing.T) {
 	longest := strings.Repeat("a", jira.MaxLabel-len(jira.LabelPrefix))
 	require.Equal(t, jira.LabelPrefix+longest, jira.IssueLabel(longest))
 }
+
+// TestRedirectToBlockedAddressIsBlocked: a search answered with a redirect
+// to the metadata address fails for good with class blocked, as for every
+// deliverer, and creates nothing.
+func TestRedirectToBlockedAddressIsBlocked(t *testing.T) {
+	f := newFakeJira(t)
+	f.set(func(f *fakeJira) {
+		f.onSearch = func(w http.ResponseWriter, _ *http.Request) bool {
+			w.Header().Set("Location", "http://169.254.169.254/latest/meta-data")
+			w.WriteHeader(http.StatusTemporaryRedirect)
+			return true
+		}
+	})
+	_, err := newDeliverer(t).Deliver(context.Background(), request(config(t, f.URL()), `{}`))
+	require.Error(t, err)
+	require.Equal(t, outcome{kind: "permanent"}, outcomeOf(err), "%v", err)
+	require.Equal(t, "blocked", errorClass(err), "%v", err)
+	require.Empty(t, f.Creates())
+}

@@ -378,7 +378,9 @@ func (c *Client) readBody(resp *http.Response) ([]byte, bool, error) {
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(c.maxBody)+1))
 	if err != nil {
-		return body[:len(body):len(body)], false, err // what arrived, and why no more
+		truncated := len(body) > c.maxBody
+		body = body[:min(len(body), c.maxBody)]
+		return body[:len(body):len(body)], truncated, err // what arrived, and why no more
 	}
 	if len(body) <= c.maxBody {
 		return body[:len(body):len(body)], false, nil
