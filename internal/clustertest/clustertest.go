@@ -175,6 +175,14 @@ func (r *Receiver) Wait(t testing.TB, timeout time.Duration, what string, cond f
 	}
 }
 
+// changed returns a channel closed at the next delivery or failure the
+// receiver records.
+func (r *Receiver) changed() <-chan struct{} {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.notify
+}
+
 // Key is the receiver's key of one delivery.
 func Key(subscriptionID string, n int) string { return fmt.Sprintf("%s|%d", subscriptionID, n) }
 

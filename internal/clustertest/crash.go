@@ -422,7 +422,7 @@ func crashPhase(t *testing.T, o CrashOptions, phase Phase, seed uint64, rng *ran
 	switch phase {
 	case PhaseEmit:
 		k := o.Events/10 + rng.IntN(o.Events*8/10+1)
-		waitUntil(t, 2*time.Minute, fmt.Sprintf("%d confirmed emits", k), child, func() bool { return child.confirmedCount() >= k })
+		waitUntil(t, 2*time.Minute, fmt.Sprintf("%d confirmed emits", k), rec, child, func() bool { return child.confirmedCount() >= k })
 		child.kill(t)
 		killPoint = fmt.Sprintf("after %d of %d emits confirmed (kill point drawn: %d)", child.confirmedCount(), o.Events, k)
 	default:
@@ -447,7 +447,7 @@ func crashPhase(t *testing.T, o CrashOptions, phase Phase, seed uint64, rng *ran
 			k += rng.IntN(to - from + 1)
 		}
 		// The child must be at work: it made an attempt at least.
-		waitUntil(t, 2*time.Minute, fmt.Sprintf("%d %s, one by the child at least", k, unit), child,
+		waitUntil(t, 2*time.Minute, fmt.Sprintf("%d %s, one by the child at least", k, unit), rec, child,
 			func() bool { return progress() >= k && rec.attemptsBy("child") > 0 })
 		child.kill(t)
 		killPoint = fmt.Sprintf("after %d of about %d %s (kill point drawn: %d between %d and %d)", progress(), total, unit, k, from, to)
@@ -493,7 +493,7 @@ func crashPhase(t *testing.T, o CrashOptions, phase Phase, seed uint64, rng *ran
 	if o.Restart {
 		finisher = startChild(t, childSpec{name: "restarted", url: url, phase: phase, idle: true, env: childEnv}, o)
 	}
-	waitUntil(t, 3*time.Minute, fmt.Sprintf("all %d deliveries of the committed events after the kill", len(wanted)), finisher,
+	waitUntil(t, 3*time.Minute, fmt.Sprintf("all %d deliveries of the committed events after the kill", len(wanted)), rec, finisher,
 		func() bool { return rec.deliveredAll(wanted) })
 	// Then until the queue is empty: the events whose emit was in flight
 	// at the kill, if committed, are delivered too.
@@ -624,23 +624,29 @@ func startClient(t testing.TB, parts Parts, cfg *outhook.Config) *outhook.Client
 
 // waitUntil polls cond until it holds, failing the test after timeout, or
 // as soon as child (when not nil) has exited.
-func waitUntil(t *testing.T, timeout time.Duration, what string, child *childProc, cond func() bool) {
+func waitUntil(t *testing.T, timeout time.Duration, what string, rec *Receiver, child *childProc, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		// Take the signals before reading the state, so that no change
+		// between the two is missed.
+		recChanged := rec.changed()
+		var childChanged, childDone <-chan struct{}
 		if child != nil {
-			select {
-			case <-child.done:
-				t.Fatalf("clustertest: child %s exited while waiting for %s: %v", child.name, what, child.exitErr())
-			default:
-			}
+			childChanged, childDone = child.changed(), child.done
 		}
-		if time.Now().After(deadline) {
+		if cond() {
+			return
+		}
+		select {
+		case <-recChanged:
+		case <-childChanged:
+		case <-childDone:
+			t.Fatalf("clustertest: child %s exited while waiting for %s: %v", child.name, what, child.exitErr())
+		case <-deadline.C:
 			t.Fatalf("clustertest: waited %s for %s", timeout, what)
 		}
-		<-tick.C
 	}
 }
 
@@ -765,6 +771,14 @@ type childProc struct {
 	err   error
 	// confirmed holds the events whose emit the child reported committed.
 	confirmed map[int]bool
+	notify    chan struct{} // closed and replaced on every confirmed emit
+}
+
+// changed returns a channel closed at the next confirmed emit.
+func (p *childProc) changed() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.notify
 }
 
 func startChild(t *testing.T, s childSpec, o CrashOptions) *childProc {
@@ -792,7 +806,7 @@ func startChild(t *testing.T, s childSpec, o CrashOptions) *childProc {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("clustertest: start child %s: %v", s.name, err)
 	}
-	p := &childProc{name: s.name, cmd: cmd, lines: make(chan string, 16), done: make(chan struct{}), confirmed: map[int]bool{}}
+	p := &childProc{name: s.name, cmd: cmd, lines: make(chan string, 16), done: make(chan struct{}), confirmed: map[int]bool{}, notify: make(chan struct{})}
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
@@ -801,6 +815,8 @@ func startChild(t *testing.T, s childSpec, o CrashOptions) *childProc {
 				if i, err := strconv.Atoi(n); err == nil {
 					p.mu.Lock()
 					p.confirmed[i] = true
+					close(p.notify)
+					p.notify = make(chan struct{})
 					p.mu.Unlock()
 					continue
 				}
