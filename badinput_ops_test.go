@@ -89,7 +89,17 @@ func failMany(t *testing.T, c *outhook.Client, fake *outhooktest.Deliverer, n in
 	for i := range n {
 		emit(t, c, incidentCreated, sampleIncident(fmt.Sprint("inc-", i)))
 	}
-	outhooktest.WaitIdle(t, c)
+	// Thousands of deliveries: under the race detector, beside the other
+	// packages' tests, this takes longer than outhooktest's 10 s default.
+	waitIdleWithin(t, c, time.Minute)
+}
+
+// waitIdleWithin waits until c is idle, failing the test after d.
+func waitIdleWithin(t *testing.T, c *outhook.Client, d time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), d)
+	defer cancel()
+	require.NoError(t, c.WaitIdle(ctx), "client not idle after %s", d)
 }
 
 // allDeliveries lists every delivery q selects, following the cursors.
@@ -174,7 +184,7 @@ func TestRecoverHugeRange(t *testing.T) {
 	require.Equal(t, 1, interrupted)
 	require.Equal(t, n, total, "every failed delivery once")
 	require.Equal(t, 4, calls, "1,000, then 499 and the error, then 1,000 and 1")
-	outhooktest.WaitIdle(t, c)
+	waitIdleWithin(t, c, time.Minute)
 
 	store.mu.Lock()
 	require.Len(t, store.reopened, n)
@@ -271,7 +281,7 @@ func TestRecoverRepeatedWhileInFlight(t *testing.T) {
 	require.Zero(t, third.Redelivered, "every delivery is pending")
 
 	release()
-	outhooktest.WaitIdle(t, c)
+	waitIdleWithin(t, c, time.Minute)
 	ds := allDeliveries(t, c, outhook.DeliveryQuery{SubscriptionID: sub.ID})
 	require.Len(t, ds, n)
 	for _, d := range ds {
