@@ -22,6 +22,7 @@ import (
 	"github.com/outhook/outhook/internal/servicetest"
 	"github.com/outhook/outhook/outhooktest"
 	"github.com/outhook/outhook/postgres"
+	"github.com/outhook/outhook/queue"
 	"github.com/outhook/outhook/riverqueue"
 )
 
@@ -526,6 +527,15 @@ func testDatabaseLost(t *testing.T, refuseDials bool) {
 	}
 
 	// Nothing left pending, nothing given up.
+	requireNothingLeft(t, ctx, c, q)
+}
+
+// requireNothingLeft asserts that no delivery is pending or failed, no
+// event failed and no job is dead.
+func requireNothingLeft(t *testing.T, ctx context.Context, c *outhook.Client, q interface {
+	Dead(context.Context, int) ([]*queue.Job, error)
+}) {
+	t.Helper()
 	for _, st := range []outhook.DeliveryStatus{outhook.DeliveryPending, outhook.DeliveryFailed} {
 		ds, err := c.Deliveries(ctx, outhook.DeliveryQuery{Status: st, Limit: 10})
 		require.NoError(t, err)

@@ -263,17 +263,7 @@ func TestPostgresRestart(t *testing.T) {
 	require.Empty(t, gaveUp, "events whose emit never succeeded, two minutes after the restart")
 	require.Empty(t, lost, "deliveries of committed events never made (of %d)", len(wanted))
 	require.NoError(t, idleErr, "the client drains")
-	for _, st := range []outhook.DeliveryStatus{outhook.DeliveryPending, outhook.DeliveryFailed} {
-		ds, err := c.Deliveries(ctx, outhook.DeliveryQuery{Status: st, Limit: 10})
-		require.NoError(t, err)
-		require.Empty(t, ds, "deliveries %s", st)
-	}
-	fe, err := c.FailedEvents(ctx, 10)
-	require.NoError(t, err)
-	require.Empty(t, fe, "failed events")
-	dead, err := q.Dead(ctx, 10)
-	require.NoError(t, err)
-	require.Empty(t, dead, "dead jobs")
+	requireNothingLeft(t, ctx, c, q)
 }
 
 // restartWorkers is how many jobs of a group the restart test's client

@@ -228,7 +228,7 @@ func (d *recorder) Deliver(ctx context.Context, req *outhook.DeliveryRequest) (o
 // its parts) when the test ends.
 func newClient(t testing.TB, parts Parts, dl outhook.Deliverer, timeout time.Duration) *outhook.Client {
 	t.Helper()
-	c, err := outhook.NewClient(&outhook.Config{
+	return startClient(t, parts, &outhook.Config{
 		Registry:        NewRegistry(),
 		Deliverers:      []outhook.Deliverer{dl},
 		Store:           parts.Store,
@@ -237,23 +237,6 @@ func newClient(t testing.TB, parts Parts, dl outhook.Deliverer, timeout time.Dur
 		HandlerTimeout:  timeout,
 		Logger:          slog.New(slog.DiscardHandler),
 	})
-	if err != nil {
-		t.Fatalf("clustertest: NewClient: %v", err)
-	}
-	if err := c.Start(context.Background()); err != nil {
-		t.Fatalf("clustertest: Start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if err := c.Stop(ctx); err != nil {
-			t.Errorf("clustertest: Stop: %v", err)
-		}
-		if parts.Close != nil {
-			parts.Close()
-		}
-	})
-	return c
 }
 
 func subscribe(t testing.TB, c *outhook.Client, n int) []string {
