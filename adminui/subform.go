@@ -34,6 +34,8 @@ type subscriptionForm struct {
 	Summary []string
 	// Problem is the admin API's detail when the save was refused.
 	Problem string
+	// Invalid reports that the form was refused: some field has a problem.
+	Invalid bool
 }
 
 type pickCategory struct {
@@ -171,6 +173,7 @@ func (c *Console) saveSubscription(w http.ResponseWriter, r *http.Request, id st
 		}
 		if len(problem.Problem.Errors) == 0 {
 			form.Problem = problem.Problem.Detail
+			form.Invalid = true
 		}
 	}
 	if err := form.fill(dels, body); err != nil {
@@ -287,6 +290,7 @@ func (f *subscriptionForm) place(problems fieldErrors) {
 	for i, name := range topFields {
 		top[i] = &field{Name: name}
 	}
+	f.Invalid = f.Invalid || len(problems) > 0
 	left := attachErrors(append(top, f.Fields...), problems)
 	for _, t := range top {
 		if t.Error != "" {

@@ -8,6 +8,9 @@ import (
 	"strings"
 )
 
+// Number is the row's place in the list, counted from 1.
+func (r *listRow) Number() int { return r.Index + 1 }
+
 // ID is the row's HTML id.
 func (r *listRow) ID() string { return htmlID(r.Name) }
 
