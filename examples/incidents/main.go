@@ -22,6 +22,12 @@
 //  7. recovery: the endpoint is fixed, the subscription enabled again, and
 //     Client.Recover sends the failed deliveries again, which now succeed.
 //
+// With -serve it then keeps running with the admin console (package
+// adminui) and the admin API (package adminhttp) on 127.0.0.1, and prints
+// their addresses and a login token, until Ctrl-C:
+//
+//	go run ./examples/incidents -serve [-addr 127.0.0.1:8080]
+//
 // The stand-ins live in standins.go.
 //
 //	go run ./examples/incidents
@@ -31,19 +37,25 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/outhook/outhook"
+	"github.com/outhook/outhook/adminhttp"
+	"github.com/outhook/outhook/adminui"
 	"github.com/outhook/outhook/pagerduty"
 	"github.com/outhook/outhook/safehttp"
 	"github.com/outhook/outhook/slack"
@@ -115,9 +127,30 @@ func registerIncidentEvents(reg *outhook.EventRegistry) error {
 // ---- the demo ----
 
 func main() {
-	if _, err := run(os.Stdout); err != nil {
+	serveFlag := flag.Bool("serve", false, "after the demo, keep running with the admin console and API on -addr until Ctrl-C")
+	addr := flag.String("addr", "127.0.0.1:8080", "the console's address with -serve; it should stay on loopback")
+	flag.Parse()
+	opts := options{}
+	if *serveFlag {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		opts = options{Serve: true, Addr: *addr, Done: ctx.Done()}
+	}
+	if _, err := run(os.Stdout, opts); err != nil {
 		log.Fatal(err)
 	}
+}
+
+// options are the demo's command-line options.
+type options struct {
+	// Serve keeps the demo running with the console until Done is closed.
+	Serve bool
+	Done  <-chan struct{}
+	// Addr is where the console listens.
+	Addr string
+	// Ready, when not nil, receives the console's URL and token once it
+	// listens (for the test).
+	Ready func(consoleURL, apiURL, token string)
 }
 
 // summary is what the demo observed, for its test.
@@ -155,7 +188,7 @@ type demo struct {
 }
 
 // run runs the demo, printing to w.
-func run(w io.Writer) (summary, error) {
+func run(w io.Writer, opts options) (summary, error) {
 	ctx := context.Background()
 	out := &lockedWriter{w: w}
 
@@ -216,9 +249,10 @@ func run(w io.Writer) (summary, error) {
 	if err != nil {
 		return summary{}, err
 	}
+	deliverers := []outhook.Deliverer{webhooks, slackMessages, pagerDuty}
 	client, err := outhook.NewClient(&outhook.Config{
 		Registry:   reg,
-		Deliverers: []outhook.Deliverer{webhooks, slackMessages, pagerDuty},
+		Deliverers: deliverers,
 		// A demo-sized schedule: an attempt at once, then retries after
 		// 50 ms and 250 ms, so a delivery that keeps failing ends within
 		// half a second. The default retries after 5 s, 5 min, 30 min, ...
@@ -258,6 +292,11 @@ func run(w io.Writer) (summary, error) {
 		d.recovery,
 	} {
 		if err := section(); err != nil {
+			return d.sum, err
+		}
+	}
+	if opts.Serve {
+		if err := d.serveConsole(opts, deliverers); err != nil {
 			return d.sum, err
 		}
 	}
@@ -637,4 +676,60 @@ func (d *demo) recovery() error {
 	d.sum.Deliveries = len(all)
 	fmt.Fprintf(d.out, "\nAll %d deliveries in the log succeeded, %d of them after the recovery.\n", len(all), res.Redelivered)
 	return nil
+}
+
+// serveConsole mounts the admin API and the console on opts.Addr, as an
+// application would on its own server, and serves them until opts.Serve is
+// done. One random token guards both: the console asks for it once, and
+// programs such as the outhook CLI send it as a bearer token.
+func (d *demo) serveConsole(opts options, deliverers []outhook.Deliverer) error {
+	d.section("Admin console")
+	token := adminui.NewToken()
+	auth, err := adminui.NewTokenAuth(token)
+	if err != nil {
+		return err
+	}
+	api, err := adminhttp.New(d.client, &adminhttp.Options{Authorize: auth.Authorize, Deliverers: deliverers})
+	if err != nil {
+		return err
+	}
+	console, err := adminui.New(api, &adminui.Options{Title: "incidents demo", Login: auth})
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/admin/outhook/api/", http.StripPrefix("/admin/outhook/api", api))
+	mux.Handle("/admin/outhook/console/", http.StripPrefix("/admin/outhook/console", console))
+	mux.Handle("GET /{$}", http.RedirectHandler("/admin/outhook/console/", http.StatusFound))
+
+	ln, err := net.Listen("tcp", opts.Addr)
+	if err != nil {
+		return fmt.Errorf("console: %w (choose another address with -addr)", err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+
+	base := "http://" + ln.Addr().String()
+	consoleURL, apiURL := base+"/admin/outhook/console/", base+"/admin/outhook/api"
+	fmt.Fprintf(d.out, "  console     %s\n", consoleURL)
+	fmt.Fprintf(d.out, "  admin API   %s\n", apiURL)
+	fmt.Fprintf(d.out, "  token       %s\n", token)
+	fmt.Fprintf(d.out, "  CLI         OUTHOOK_ADMIN_URL=%s OUTHOOK_TOKEN=%s go run ./cmd/outhook admin subscriptions list\n", apiURL, token)
+	fmt.Fprintf(d.out, "  Sign in with the token. Press Ctrl-C to stop.\n")
+	if opts.Ready != nil {
+		opts.Ready(consoleURL, apiURL, token)
+	}
+
+	select {
+	case <-opts.Done:
+	case err := <-done:
+		return fmt.Errorf("console: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err = srv.Shutdown(ctx)
+	<-done
+	fmt.Fprintln(d.out, "  console stopped")
+	return err
 }

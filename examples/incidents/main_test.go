@@ -2,6 +2,10 @@ package main
 
 import (
 	"bytes"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -17,7 +21,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // TestDemo runs the demo and checks that it shows what it promises.
 func TestDemo(t *testing.T) {
 	var out bytes.Buffer
-	sum, err := run(&out)
+	sum, err := run(&out, options{})
 	text := out.String()
 	require.NoError(t, err, text)
 
@@ -99,4 +103,79 @@ func TestDemo(t *testing.T) {
 		require.Equal(t, 23, sum.Deliveries)
 		require.Contains(t, text, "All 23 deliveries in the log succeeded, 2 of them after the recovery.")
 	})
+}
+
+// TestServe runs the demo with -serve: the console and the admin API
+// answer on loopback with the printed token, show the demo's
+// subscriptions, and stop when asked.
+func TestServe(t *testing.T) {
+	var out bytes.Buffer
+	done := make(chan struct{})
+	type urls struct{ console, api, token string }
+	ready := make(chan urls, 1)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := run(&out, options{Serve: true, Addr: "127.0.0.1:0", Done: done,
+			Ready: func(c, a, tok string) { ready <- urls{c, a, tok} }})
+		errc <- err
+	}()
+	var u urls
+	select {
+	case u = <-ready:
+	case err := <-errc:
+		t.Fatalf("the demo ended before serving: %v", err)
+	}
+
+	// The admin API takes the token as a bearer credential.
+	req, err := http.NewRequest("GET", u.api+"/subscriptions", nil)
+	require.NoError(t, err)
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, http.StatusUnauthorized, res.StatusCode, "no token, no access")
+	req.Header.Set("Authorization", "Bearer "+u.token)
+	res, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	require.Contains(t, string(body), `"name":"ops webhook"`)
+
+	// The console's sign-in page takes the token, then lists them.
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	browser := &http.Client{Jar: jar}
+	res, err = browser.Get(u.console + "login")
+	require.NoError(t, err)
+	res.Body.Close()
+	consoleURL, err := url.Parse(u.console)
+	require.NoError(t, err)
+	var csrf string
+	for _, c := range jar.Cookies(consoleURL) {
+		if c.Name == "outhook_csrf" {
+			csrf = c.Value
+		}
+	}
+	require.NotEmpty(t, csrf)
+	form := url.Values{"token": {u.token}, "csrf": {csrf}}
+	req, err = http.NewRequest("POST", u.console+"login", strings.NewReader(form.Encode()))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", consoleURL.Scheme+"://"+consoleURL.Host)
+	res, err = browser.Do(req)
+	require.NoError(t, err)
+	page, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, res.StatusCode, "redirected to the subscriptions page")
+	require.Contains(t, string(page), "ops webhook")
+	require.Contains(t, string(page), "partner webhook")
+
+	close(done)
+	require.NoError(t, <-errc)
+	text := out.String()
+	require.Contains(t, text, "== Admin console ==")
+	require.Contains(t, text, "token       "+u.token)
+	require.Contains(t, text, "console stopped")
 }
