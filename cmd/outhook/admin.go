@@ -54,14 +54,14 @@ func newAdminCmd(env func(string) string) *cobra.Command {
 mounted by the application behind its own authentication).
 
 --url (or OUTHOOK_ADMIN_URL) is where the API is mounted, such as
-http://127.0.0.1:8080/admin/outhook. --token (or OUTHOOK_TOKEN) is sent as
+http://127.0.0.1:8080/admin/outhook/api. --token (or OUTHOOK_TOKEN) is sent as
 "Authorization: Bearer <token>". -o json prints the API's JSON answer,
 pretty-printed; lists are printed as one {"items": [...]} holding every page
 fetched.
 
 An error answer is printed as "outhook: <status> <title>: <detail>", with a
 line per field at fault, and exits 1, as does an API that cannot be reached.`,
-		`  export OUTHOOK_ADMIN_URL=http://127.0.0.1:8080/admin/outhook OUTHOOK_TOKEN=...
+		`  export OUTHOOK_ADMIN_URL=http://127.0.0.1:8080/admin/outhook/api OUTHOOK_TOKEN=...
   outhook admin events
   outhook admin subscriptions list
   outhook admin deliveries list --status failed --since 2h
@@ -99,7 +99,7 @@ func (o *adminOptions) connect() (*apiClient, error) {
 	}
 	base, err := url.Parse(raw)
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return nil, usageErrorf("--url %q: want an http or https URL, such as http://127.0.0.1:8080/admin/outhook", raw)
+		return nil, usageErrorf("--url %q: want an http or https URL, such as http://127.0.0.1:8080/admin/outhook/api", raw)
 	}
 	base.RawQuery, base.Fragment = "", ""
 	token := o.token

@@ -70,7 +70,7 @@
 //	outhook admin recover SUBSCRIPTION_ID --since T [--until T]
 //
 // The admin commands call the admin API where --url says it is mounted
-// (http://127.0.0.1:8080/admin/outhook, say), with --token as a bearer
+// (http://127.0.0.1:8080/admin/outhook/api, say), with --token as a bearer
 // token. They print tables, or with -o json the API's JSON answer
 // pretty-printed; lists follow the API's pages and print one {"items":
 // [...]} (with the nextCursor of the rest when --limit stopped them), and

@@ -139,8 +139,8 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer, env func(string) stri
 		Long:  rootLong,
 		Example: `  outhook listen --secret whsec_... --script 500,200
   outhook secret new --type v1a
-  outhook verify --secret whsec_... < saved/0001-msg_2x.http
-  OUTHOOK_ADMIN_URL=http://127.0.0.1:8080/admin/outhook outhook admin deliveries list --status failed`,
+  outhook verify --secret whsec_... < saved/0001-dlv_2x.http
+  OUTHOOK_ADMIN_URL=http://127.0.0.1:8080/admin/outhook/api outhook admin deliveries list --status failed`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}

@@ -39,7 +39,7 @@ earlier, pass --now with the time it was received.
 It prints "verified" and the webhook-id, and exits 0; otherwise it prints why
 not ("outhook: not verified: ...") and exits 1. Stdin that is not an HTTP
 request also exits 1; bad flags exit 2.`,
-		Example: `  outhook verify --secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw < requests/0001-msg_2x.http
+		Example: `  outhook verify --secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw < requests/0001-dlv_2x.http
 
   # A request saved yesterday, checked against the old and the new secret:
   outhook verify --secret whsec_OLD... --secret whsec_NEW... --now 2026-01-02T03:04:05Z < saved.http`,
