@@ -23,6 +23,9 @@ type subscriptionInput struct {
 	Config      json.RawMessage `json:"config"`
 	Disabled    *bool           `json:"disabled"`
 	Filter      *outhook.Filter `json:"filter"`
+	// Limits replaces the subscription's limits; absent means none, as
+	// for every other member of a replacement.
+	Limits *outhook.DeliveryLimits `json:"limits"`
 
 	DisabledReason string                      `json:"disabledReason"`
 	Health         *outhook.SubscriptionHealth `json:"health"`
@@ -31,9 +34,14 @@ type subscriptionInput struct {
 }
 
 func (in *subscriptionInput) subscription() outhook.Subscription {
+	var limits outhook.DeliveryLimits
+	if in.Limits != nil {
+		limits = *in.Limits
+	}
 	return outhook.Subscription{
 		ID: in.ID, Name: in.Name, Events: in.Events, DelivererID: in.DelivererID,
 		Config: in.Config, Disabled: in.Disabled != nil && *in.Disabled, Filter: in.Filter,
+		Limits: limits,
 	}
 }
 

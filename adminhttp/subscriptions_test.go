@@ -256,3 +256,32 @@ func TestFilterExpression(t *testing.T) {
 		"filter":{"expr":"payload.severity == \"critical\""}}`).status(http.StatusCreated).matches("Subscription").decode(&s)
 	require.Equal(t, `payload.severity == "critical"`, s.Filter.Expr)
 }
+
+// TestSubscriptionLimits: limits are accepted on create and update, as the
+// OpenAPI document says, read back, checked, and replaced by an update
+// like every other member.
+func TestSubscriptionLimits(t *testing.T) {
+	e := newEnv(t, allowAll)
+	withLimits := strings.Replace(vaultSubscription, `"events"`, `"limits":{"rate":2,"burst":4,"maxInFlight":3},"events"`, 1)
+	var s outhook.Subscription
+	e.do("POST", "/subscriptions", withLimits).status(http.StatusCreated).matches("Subscription").decode(&s)
+	require.Equal(t, outhook.DeliveryLimits{Rate: 2, Burst: 4, MaxInFlight: 3}, s.Limits)
+
+	// Sending back what was read keeps them.
+	body, err := json.Marshal(s)
+	require.NoError(t, err)
+	var upd outhook.Subscription
+	e.do("PUT", "/subscriptions/"+s.ID, string(body)).status(http.StatusOK).decode(&upd)
+	require.Equal(t, s.Limits, upd.Limits)
+
+	// Bad limits name their field.
+	bad := strings.Replace(vaultSubscription, `"events"`, `"limits":{"burst":4},"events"`, 1)
+	p := e.do("PUT", "/subscriptions/"+s.ID, bad).problem(http.StatusBadRequest)
+	require.Len(t, p.Errors, 1)
+	require.Equal(t, "limits.burst", p.Errors[0].Field)
+
+	// A replacement without limits has none.
+	var replaced outhook.Subscription
+	e.do("PUT", "/subscriptions/"+s.ID, vaultSubscription).status(http.StatusOK).decode(&replaced)
+	require.Zero(t, replaced.Limits)
+}
