@@ -61,14 +61,15 @@ func (a *TokenAuth) Authorize(r *http.Request, _ adminhttp.Operation) error {
 	return adminhttp.ErrUnauthenticated
 }
 
-// Valid reports whether r carries the token or the session cookie.
+// Valid reports whether r carries the token as a bearer credential, or
+// the session cookie. A request with another Authorization scheme (a proxy's
+// Basic credentials, say) is judged by its cookie.
 func (a *TokenAuth) Valid(r *http.Request) bool {
 	if auth := r.Header.Get("Authorization"); auth != "" {
 		scheme, tok, ok := strings.Cut(auth, " ")
 		if ok && strings.EqualFold(scheme, "Bearer") {
 			return a.check(strings.TrimSpace(tok))
 		}
-		return false
 	}
 	ck, err := r.Cookie(sessionCookie)
 	return err == nil && subtle.ConstantTimeCompare([]byte(ck.Value), []byte(a.session)) == 1

@@ -159,17 +159,15 @@ func TestBrowserConsole(t *testing.T) {
 	}
 	shot(t, ctx, "events")
 
-	// The form follows the chosen deliverer (console.js submits the
-	// choice): the fake deliverer has no settings, the webhook has many.
+	// The form follows the chosen deliverer, once asked ("Show its
+	// settings"): the fake deliverer has no settings, the webhook has many.
 	step(t, ctx, "open the new subscription form", chromedp.Navigate(f.console+"/subscriptions/new"),
 		chromedp.WaitVisible(chromedp.ID("f-config_url")))
-	_, err := chromedp.RunResponse(ctx, chromedp.SetValue(chromedp.ID("f-deliverer"), "fake"),
-		chromedp.Evaluate[chromedp.Void](`document.getElementById("f-deliverer").dispatchEvent(new Event("change"))`))
-	require.NoError(t, err, "choose the fake deliverer")
+	step(t, ctx, "choose the fake deliverer", chromedp.SetValue(chromedp.ID("f-deliverer"), "fake"))
+	submit(t, ctx, "show its settings", `button[value=change-deliverer]`)
 	require.Contains(t, text(t, ctx, "#f-config legend"), "fake settings")
-	_, err = chromedp.RunResponse(ctx, chromedp.SetValue(chromedp.ID("f-deliverer"), "webhook"),
-		chromedp.Evaluate[chromedp.Void](`document.getElementById("f-deliverer").dispatchEvent(new Event("change"))`))
-	require.NoError(t, err, "choose the webhook deliverer")
+	step(t, ctx, "choose the webhook deliverer", chromedp.SetValue(chromedp.ID("f-deliverer"), "webhook"))
+	submit(t, ctx, "show its settings", `button[value=change-deliverer]`)
 	require.Contains(t, text(t, ctx, "#f-config legend"), "webhook settings")
 
 	// A bad URL: the API's error appears next to the URL input, and the
@@ -184,6 +182,9 @@ func TestBrowserConsole(t *testing.T) {
 	submit(t, ctx, "save with a bad url", `button[value=save]`)
 	require.Contains(t, text(t, ctx, "#f-config_url-error"), "valid HTTP or HTTPS URL")
 	require.Contains(t, text(t, ctx, "#form-errors"), "not saved")
+	focused, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.activeElement.id`))
+	require.NoError(t, err)
+	require.Equal(t, "form-errors", focused, "console.js moves the focus to the errors")
 	typed, err := chromedp.Run(ctx, chromedp.Value(chromedp.ID("f-config_secrets_0__secret")))
 	require.NoError(t, err)
 	require.Empty(t, typed, "a secret is never sent back to the browser")

@@ -55,6 +55,11 @@ type Options struct {
 	// the application signs its users in itself; the console then shows a
 	// page that says so to a request the API answers 401.
 	Login *TokenAuth
+	// SecureCookies marks the console's cookies Secure (sent over HTTPS
+	// only) even on plain-HTTP requests: set it when a proxy in front of
+	// the application terminates TLS. Requests that arrive over TLS get
+	// Secure cookies anyway.
+	SecureCookies bool
 	// Logger receives errors the console cannot show (a template that
 	// fails to render). Nil means slog.Default().
 	Logger *slog.Logger
@@ -70,6 +75,7 @@ type Console struct {
 	title  string
 	base   string
 	login  *TokenAuth
+	secure bool
 	log    *slog.Logger
 	pages  map[string]*template.Template
 	static http.Handler
@@ -93,7 +99,7 @@ func New(api *adminhttp.Handler, opts *Options) (*Console, error) {
 	if o.BasePath != "" && (!strings.HasPrefix(o.BasePath, "/") || strings.HasSuffix(o.BasePath, "/")) {
 		return nil, fmt.Errorf("adminui: Options.BasePath must start with / and not end with one, got %q", o.BasePath)
 	}
-	c := &Console{api: api, title: o.Title, base: o.BasePath, login: o.Login, log: o.Logger,
+	c := &Console{api: api, title: o.Title, base: o.BasePath, login: o.Login, secure: o.SecureCookies, log: o.Logger,
 		mux: http.NewServeMux(), cop: http.NewCrossOriginProtection()}
 	if c.title == "" {
 		c.title = "outhook"
@@ -120,7 +126,10 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Content-Security-Policy", contentSecurityPolicy)
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
+	// same-origin, not no-referrer: browsers without Sec-Fetch-Site send
+	// "Origin: null" under no-referrer, which the cross-origin check
+	// refuses, and no other site learns the console's URLs either way.
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("X-Frame-Options", "DENY")
 	c.mux.ServeHTTP(w, r)
 }
@@ -240,7 +249,7 @@ func csrfToken(r *http.Request) string {
 // from scripts, sent only with same-site requests, and Secure over TLS.
 func (c *Console) cookie(r *http.Request, name, value string) *http.Cookie {
 	return &http.Cookie{Name: name, Value: value, Path: c.basePath(r) + "/", HttpOnly: true,
-		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode}
+		Secure: c.secure || r.TLS != nil, SameSite: http.SameSiteStrictMode}
 }
 
 func newToken() string {
@@ -362,9 +371,11 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, err error) {
 		ae = &apiError{Status: http.StatusInternalServerError, Problem: adminhttp.Problem{Detail: "An internal error occurred; it has been logged."}}
 	}
 	if ae.Status == http.StatusUnauthorized && c.login != nil {
-		next := ""
-		if r.Method == http.MethodGet {
-			next = r.URL.RequestURI()
+		// After signing in, a GET goes back where it was; a form that was
+		// refused goes back to its page, to be sent again.
+		next := r.URL.RequestURI()
+		if r.Method != http.MethodGet {
+			next = formPage(r.URL.Path)
 		}
 		http.Redirect(w, r, c.basePath(r)+"/login?next="+url.QueryEscape(next), http.StatusSeeOther)
 		return
@@ -384,4 +395,20 @@ type errorPage struct {
 	Detail    string
 	Fields    []adminhttp.FieldProblem
 	SignedOut bool
+}
+
+// formPage is the page that shows the form posted to path: the form itself
+// for the create and edit forms, else the page of the subscription or
+// delivery concerned.
+func formPage(path string) string {
+	switch {
+	case path == "/subscriptions/new" || strings.HasSuffix(path, "/edit"):
+		return path
+	case strings.HasPrefix(path, "/subscriptions/") || strings.HasPrefix(path, "/deliveries/"):
+		parts := strings.SplitN(strings.TrimPrefix(path, "/"), "/", 3)
+		if len(parts) >= 2 {
+			return "/" + parts[0] + "/" + parts[1]
+		}
+	}
+	return "/subscriptions"
 }

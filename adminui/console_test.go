@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -224,7 +225,7 @@ func TestEventsPage(t *testing.T) {
 	res, page := b.get("/events")
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	for _, want := range []string{
-		"<h2 id=\"cat-Incidents\">Incidents</h2>", "Incident Created", "<code>incident.incident.created</code>",
+		"<h2 id=\"f-Incidents\">Incidents</h2>", "Incident Created", "<code>incident.incident.created</code>",
 		"Incidents (incident)", "An incident was opened.", "Maintenance Started", "<code>maintenance.started</code>",
 		"<code>owner.name</code>", "<code>systemIds</code>", "string[]", "one of: critical, major, minor",
 		"Who handles the incident.",
@@ -269,7 +270,7 @@ func TestCreateSubscriptionFromForm(t *testing.T) {
 	form.Set("config.retryStatuses", "409")
 	res, page = b.post("/subscriptions/new", form)
 	require.Equal(t, http.StatusUnprocessableEntity, res.StatusCode)
-	assert.Regexp(t, `id="f-config_url-error" role="alert">url must be a valid HTTP or HTTPS URL`, page, "the API's error on the url, in place")
+	assert.Regexp(t, `id="f-config_url-error">url must be a valid HTTP or HTTPS URL`, page, "the API's error on the url, in place")
 	assert.Contains(t, page, `value="ftp://nowhere"`, "other inputs are kept")
 	assert.Contains(t, page, `payload.severity ==</textarea>`)
 	assert.NotContains(t, page, secret)
@@ -277,7 +278,7 @@ func TestCreateSubscriptionFromForm(t *testing.T) {
 	form.Set("config.url", f.receiver.URL+"/hooks")
 	res, page = b.post("/subscriptions/new", form)
 	require.Equal(t, http.StatusUnprocessableEntity, res.StatusCode)
-	assert.Regexp(t, `id="f-filter-expr-error" role="alert">line 1, column \d+:`, page, "the CEL compile error, in place")
+	assert.Regexp(t, `id="f-filter-expr-error">line 1, column \d+:`, page, "the CEL compile error, in place")
 	assert.NotContains(t, page, secret)
 	_, err := f.subscriptionNamed(t, "Pager")
 	require.ErrorIs(t, err, errNoSub, "nothing was saved")
@@ -462,4 +463,149 @@ func TestFakeDelivererForm(t *testing.T) {
 	res, page := b.post("/subscriptions/new", url.Values{"delivererId": {"fake"}, "action": {"save"}})
 	require.Equal(t, http.StatusUnprocessableEntity, res.StatusCode)
 	assert.Contains(t, page, "choose at least one event")
+}
+
+// TestReviewFindings covers what the console's review found: each case
+// failed before its fix.
+func TestReviewFindings(t *testing.T) {
+	t.Run("removing a stored secret above another asks for that one again", func(t *testing.T) {
+		f := newFixture(t)
+		oldSecret, newSecret := "whsec_"+strings.Repeat("T2xkU2Vj", 4), "whsec_"+strings.Repeat("TmV3U2Vj", 4)
+		cfg, err := json.Marshal(map[string]any{"url": f.receiver.URL + "/hooks",
+			"secrets": []map[string]string{{"secret": oldSecret}, {"secret": newSecret}}})
+		require.NoError(t, err)
+		s, err := f.client.CreateSubscription(context.Background(), outhook.Subscription{
+			Name: "Rotating", Events: []string{"incident.**"}, DelivererID: webhook.ID, Config: cfg})
+		require.NoError(t, err)
+		b := f.newBrowser(t)
+		b.signIn()
+		form := url.Values{"delivererId": {"webhook"}, "eventPatterns": {"incident.**"}, "config.url": {f.receiver.URL + "/hooks"},
+			"config.secrets.rows": {"3"}, "config.secrets[0].secret.stored": {"1"}, "config.secrets[1].secret.stored": {"1"},
+			"config.secrets[0].remove": {"1"}, "action": {"save"}}
+		res, page := b.post("/subscriptions/"+s.ID+"/edit", form)
+		require.Equal(t, http.StatusUnprocessableEntity, res.StatusCode)
+		assert.Contains(t, page, "type this secret again")
+		f.emitIncident(t, "inc-1", "minor")
+		require.NoError(t, webhook.Verify(f.receiver.bodies[0], f.receiver.headers[0], oldSecret), "nothing was saved")
+
+		form.Set("config.secrets[1].secret", newSecret)
+		res, _ = b.post("/subscriptions/"+s.ID+"/edit", form)
+		require.Equal(t, http.StatusSeeOther, res.StatusCode)
+		f.emitIncident(t, "inc-2", "minor")
+		require.NoError(t, webhook.Verify(f.receiver.bodies[1], f.receiver.headers[1], newSecret))
+		require.Error(t, webhook.Verify(f.receiver.bodies[1], f.receiver.headers[1], oldSecret), "the removed one is gone")
+	})
+
+	t.Run("limits are edited and kept", func(t *testing.T) {
+		f := newFixture(t)
+		b := f.newBrowser(t)
+		b.signIn()
+		form := url.Values{"name": {"L"}, "delivererId": {"fake"}, "events": {incidentEvent},
+			"limits.rate": {"0.5"}, "limits.burst": {"2"}, "limits.maxInFlight": {"x"}, "action": {"save"}}
+		res, page := b.post("/subscriptions/new", form)
+		require.Equal(t, http.StatusUnprocessableEntity, res.StatusCode)
+		assert.Contains(t, page, `&#34;x&#34; is not a whole number`)
+		form.Set("limits.maxInFlight", "3")
+		res, _ = b.post("/subscriptions/new", form)
+		require.Equal(t, http.StatusSeeOther, res.StatusCode)
+		s, err := f.subscriptionNamed(t, "L")
+		require.NoError(t, err)
+		require.Equal(t, outhook.DeliveryLimits{Rate: 0.5, Burst: 2, MaxInFlight: 3}, s.Limits)
+		_, page = b.get("/subscriptions/" + s.ID + "/edit")
+		assert.Contains(t, page, `name="limits.rate" value="0.5"`)
+		res, _ = b.post("/subscriptions/"+s.ID+"/edit", url.Values{"name": {"L2"}, "delivererId": {"fake"}, "events": {incidentEvent},
+			"limits.rate": {"0.5"}, "limits.burst": {"2"}, "limits.maxInFlight": {"3"}, "action": {"save"}})
+		require.Equal(t, http.StatusSeeOther, res.StatusCode)
+		got, err := f.client.Subscription(context.Background(), s.ID)
+		require.NoError(t, err)
+		require.Equal(t, s.Limits, got.Limits)
+	})
+
+	t.Run("the delivery log pages with its filters", func(t *testing.T) {
+		f := newFixture(t)
+		s := f.webhookSub(t, "Ops", "whsec_"+strings.Repeat("QUJD", 8))
+		f.receiver.script(http.StatusBadRequest)
+		for i := range 55 {
+			require.NoError(t, outhook.EmitHook(context.Background(), f.client, incidentCreated,
+				IncidentCreated{IncidentID: "inc-" + strconv.Itoa(i), Severity: "minor", SystemIDs: []string{"s"}}))
+		}
+		outhooktest.WaitIdle(t, f.client)
+		b := f.newBrowser(t)
+		b.signIn()
+		_, page := b.get("/deliveries?status=failed&subscriptionId=" + s.ID)
+		require.Equal(t, 50, strings.Count(page, `<tr id="delivery-`))
+		next := regexp.MustCompile(`<a href="([^"]+)" class="older">`).FindStringSubmatch(page)
+		require.NotNil(t, next, "a link to the next page")
+		href := strings.ReplaceAll(next[1], "&amp;", "&")
+		require.Contains(t, href, "status=failed")
+		_, page = b.get(strings.TrimPrefix(href, "/admin/console"))
+		require.Equal(t, 5, strings.Count(page, `<tr id="delivery-`), "the second page, still filtered")
+		require.NotContains(t, page, `class="older"`)
+	})
+
+	t.Run("sign-in never redirects off the console", func(t *testing.T) {
+		f := newFixture(t)
+		b := f.newBrowser(t)
+		b.get("/login")
+		for _, next := range []string{"/\t/evil.example/", "//evil.example", "/\\evil.example", "https://evil.example/", "/\n/x"} {
+			res, _ := b.post("/login", url.Values{"token": {testToken}, "next": {next}})
+			require.Equal(t, "/admin/console/subscriptions", res.Header.Get("Location"), "next %q", next)
+		}
+	})
+
+	t.Run("a proxy's Basic credentials do not hide the session cookie", func(t *testing.T) {
+		f := newFixture(t)
+		b := f.newBrowser(t)
+		b.signIn()
+		req, err := http.NewRequest("GET", b.base+"/subscriptions", nil)
+		require.NoError(t, err)
+		req.SetBasicAuth("proxy-user", "proxy-pass")
+		res, _ := b.do(req)
+		require.Equal(t, http.StatusOK, res.StatusCode)
+	})
+
+	t.Run("a typed secret is not taken as stored after a refused save", func(t *testing.T) {
+		f := newFixture(t)
+		b := f.newBrowser(t)
+		b.signIn()
+		res, page := b.post("/subscriptions/new", url.Values{"delivererId": {"webhook"}, "events": {incidentEvent},
+			"config.url": {"not a url"}, "config.secrets.rows": {"1"}, "config.secrets[0].secret": {"whsec_typed-value-1234"},
+			"config.headers": {"X-Key: typed-header-secret"}, "action": {"save"}})
+		require.Equal(t, http.StatusUnprocessableEntity, res.StatusCode)
+		assert.NotContains(t, page, "typed-value-1234")
+		assert.NotContains(t, page, "typed-header-secret")
+		assert.NotContains(t, page, "stored: leave blank to keep")
+		assert.Contains(t, page, "X-Key: </textarea>", "the header's name stays, its value is typed again")
+	})
+
+	t.Run("numbers outside JSON's grammar are field errors", func(t *testing.T) {
+		f := newFixture(t)
+		b := f.newBrowser(t)
+		b.signIn()
+		for _, v := range []string{"+429", "0429", "4e2", "0x1ad"} {
+			res, page := b.post("/subscriptions/new", url.Values{"delivererId": {"webhook"}, "events": {incidentEvent},
+				"config.url": {f.receiver.URL}, "config.secrets.rows": {"1"}, "config.secrets[0].secret": {"whsec_" + strings.Repeat("QUJD", 8)},
+				"config.retryStatuses": {v}, "action": {"save"}})
+			require.Equal(t, http.StatusUnprocessableEntity, res.StatusCode, v)
+			assert.Contains(t, page, "is not a whole number", v)
+		}
+	})
+
+	t.Run("a stored secret outside a list can be removed", func(t *testing.T) {
+		f := newFixture(t)
+		cfg := `{"url":"` + f.receiver.URL + `/hooks","secrets":[{"secret":"whsec_` + strings.Repeat("QUJD", 8) + `"}],"auth":{"type":"bearer","token":"bearer-token-123456"}}`
+		s, err := f.client.CreateSubscription(context.Background(), outhook.Subscription{
+			Name: "A", Events: []string{"incident.**"}, DelivererID: webhook.ID, Config: json.RawMessage(cfg)})
+		require.NoError(t, err)
+		b := f.newBrowser(t)
+		b.signIn()
+		_, page := b.get("/subscriptions/" + s.ID + "/edit")
+		require.Contains(t, page, `name="config.auth.token.clear"`)
+		res, page := b.post("/subscriptions/"+s.ID+"/edit", url.Values{"delivererId": {"webhook"}, "eventPatterns": {"incident.**"},
+			"config.url": {f.receiver.URL + "/hooks"}, "config.secrets.rows": {"2"}, "config.secrets[0].secret.stored": {"1"},
+			"config.auth.token.stored": {"1"}, "config.auth.token.clear": {"1"}, "action": {"save"}})
+		require.Equal(t, http.StatusSeeOther, res.StatusCode, page)
+		f.emitIncident(t, "inc-1", "minor")
+		require.Empty(t, f.receiver.headers[0].Get("Authorization"), "no bearer token any more")
+	})
 }

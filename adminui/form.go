@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,8 +41,11 @@ type field struct {
 type listRow struct {
 	Name   string // "config.secrets[0]"
 	Index  int
-	Stored bool // the item holds a stored secret: it is kept unless removed
-	Fields []*field
+	// Existing reports an item of the saved list, as opposed to the blank
+	// row for adding one; Stored, one that holds a stored secret.
+	Existing bool
+	Stored   bool
+	Fields   []*field
 }
 
 // ID is the field's HTML id.
@@ -62,8 +66,13 @@ func htmlID(name string) string {
 	return b.String()
 }
 
-// maxListRows bounds the rows a list field accepts from a form.
-const maxListRows = 100
+// maxListRows bounds the rows a list field accepts from a form, and
+// maxFormDepth the nesting of groups and lists: deeper (or recursive)
+// parts of a schema are edited as JSON.
+const (
+	maxListRows  = 100
+	maxFormDepth = 6
+)
 
 // configFields builds the inputs for a config object described by doc,
 // filled from value (the config as the admin API shows it: secrets
@@ -73,30 +82,58 @@ func configFields(doc json.RawMessage, value map[string]any) ([]*field, error) {
 	if err != nil {
 		return nil, err
 	}
-	return objectFields(root, resolve(root, root), "config", value), nil
+	return objectFields(root, resolve(root, root), "config", value, 0), nil
 }
 
-func objectFields(root, s *schema, prefix string, value map[string]any) []*field {
+func objectFields(root, s *schema, prefix string, value map[string]any, depth int) []*field {
 	out := make([]*field, 0, len(s.Properties))
 	for _, p := range s.Properties {
-		out = append(out, buildField(root, prefix+"."+p.Name, p.Name, p.Schema, s.requires(p.Name), value[p.Name]))
+		out = append(out, buildField(root, prefix+"."+p.Name, p.Name, p.Schema, s.requires(p.Name), value[p.Name], depth))
 	}
 	return out
 }
 
-func buildField(root *schema, name, label string, ps *schema, required bool, value any) *field {
+// formKind is the input a property gets: the kinds of field.Kind.
+func formKind(root, ps *schema, depth int) string {
+	switch t := ps.Type.main(); {
+	case t == "string" && ps.secret():
+		return "password"
+	case t == "string" && len(ps.Enum) > 0:
+		return "select"
+	case t == "string" && ps.Format == "uri":
+		return "url"
+	case t == "string":
+		return "text"
+	case t == "integer" || t == "number":
+		return "number"
+	case t == "boolean":
+		return "checkbox"
+	case depth >= maxFormDepth:
+		return "json"
+	case t == "array" && ps.Items != nil && isObject(resolve(root, ps.Items)):
+		return "list"
+	case t == "array" && ps.Items != nil && isScalar(resolve(root, ps.Items)):
+		return "lines"
+	case t == "object" && len(ps.Properties) > 0:
+		return "group"
+	case t == "object" && ps.additional() != nil && isScalar(resolve(root, ps.additional())):
+		return "pairs"
+	}
+	return "json"
+}
+
+func buildField(root *schema, name, label string, ps *schema, required bool, value any, depth int) *field {
 	ps = resolve(root, ps)
-	f := &field{Name: name, Label: label, Help: ps.Description, Required: required}
+	f := &field{Name: name, Label: label, Help: ps.Description, Required: required, Kind: formKind(root, ps, depth)}
 	if ps.Title != "" {
 		f.Label = ps.Title
 	}
-	switch t := ps.Type.main(); {
-	case t == "string" && ps.secret():
-		f.Kind = "password"
-		s, _ := value.(string)
-		f.Stored = s != ""
-	case t == "string" && len(ps.Enum) > 0:
-		f.Kind = "select"
+	switch f.Kind {
+	case "password":
+		// Only a value the API masked is stored; one the user typed into
+		// a refused form is never shown again, nor taken as stored.
+		f.Stored = value == outhook.SecretMask
+	case "select":
 		for _, e := range ps.Enum {
 			if s, ok := e.(string); ok {
 				f.Options = append(f.Options, s)
@@ -106,44 +143,33 @@ func buildField(root *schema, name, label string, ps *schema, required bool, val
 			f.Options = append([]string{""}, f.Options...)
 		}
 		f.Value = scalarText(value)
-	case t == "string":
-		f.Kind = "text"
-		if ps.Format == "uri" {
-			f.Kind = "url"
-		}
+	case "url", "text", "number":
 		f.Value = scalarText(value)
-	case t == "integer" || t == "number":
-		f.Kind = "number"
-		f.Value = scalarText(value)
-	case t == "boolean":
-		f.Kind = "checkbox"
+	case "checkbox":
 		f.Checked = value == true
-	case t == "array" && ps.Items != nil && isObject(resolve(root, ps.Items)):
-		f.Kind = "list"
+	case "list":
 		items := resolve(root, ps.Items)
 		list, _ := value.([]any)
 		for i, v := range list {
 			m, _ := v.(map[string]any)
-			f.Rows = append(f.Rows, newRow(root, items, name, i, m))
+			f.Rows = append(f.Rows, newRow(root, items, name, i, m, depth+1))
 		}
 		if ps.MaxItems == nil || len(list) < *ps.MaxItems {
-			f.Rows = append(f.Rows, newRow(root, items, name, len(list), nil))
+			f.Rows = append(f.Rows, newRow(root, items, name, len(list), nil, depth+1))
 		}
-	case t == "array" && ps.Items != nil && isScalar(resolve(root, ps.Items)):
-		f.Kind = "lines"
+	case "lines":
 		list, _ := value.([]any)
 		lines := make([]string, 0, len(list))
 		for _, v := range list {
 			lines = append(lines, scalarText(v))
 		}
 		f.Value = strings.Join(lines, "\n")
-	case t == "object" && len(ps.Properties) > 0:
-		f.Kind = "group"
+	case "group":
 		m, _ := value.(map[string]any)
-		f.Children = objectFields(root, ps, name, m)
-	case t == "object" && ps.additional() != nil && isScalar(resolve(root, ps.additional())):
-		f.Kind = "pairs"
+		f.Children = objectFields(root, ps, name, m, depth+1)
+	case "pairs":
 		m, _ := value.(map[string]any)
+		secret := resolve(root, ps.additional()).secret()
 		keys := make([]string, 0, len(m))
 		for k := range m {
 			keys = append(keys, k)
@@ -151,13 +177,15 @@ func buildField(root *schema, name, label string, ps *schema, required bool, val
 		slices.Sort(keys)
 		lines := make([]string, 0, len(keys))
 		for _, k := range keys {
-			// Secret values come masked from the API; sent back as they
-			// are, they keep the stored values.
-			lines = append(lines, k+": "+scalarText(m[k]))
+			v := scalarText(m[k])
+			if secret && v != outhook.SecretMask {
+				v = "" // typed into a refused form: never shown again
+			}
+			// Masked values sent back as they are keep the stored ones.
+			lines = append(lines, k+": "+v)
 		}
 		f.Value = strings.Join(lines, "\n")
 	default:
-		f.Kind = "json"
 		if value != nil {
 			if b, err := json.MarshalIndent(value, "", "  "); err == nil {
 				f.Value = string(b)
@@ -167,9 +195,9 @@ func buildField(root *schema, name, label string, ps *schema, required bool, val
 	return f
 }
 
-func newRow(root, items *schema, name string, i int, value map[string]any) *listRow {
+func newRow(root, items *schema, name string, i int, value map[string]any, depth int) *listRow {
 	rowName := fmt.Sprintf("%s[%d]", name, i)
-	row := &listRow{Name: rowName, Index: i, Fields: objectFields(root, items, rowName, value)}
+	row := &listRow{Name: rowName, Index: i, Existing: value != nil, Fields: objectFields(root, items, rowName, value, depth)}
 	for _, f := range row.Fields {
 		if f.Stored {
 			row.Stored = true
@@ -227,17 +255,17 @@ func parseConfig(doc json.RawMessage, form url.Values, errs fieldErrors) (map[st
 	if err != nil {
 		return nil, err
 	}
-	m := parseObject(root, resolve(root, root), "config", form, errs)
+	m := parseObject(root, resolve(root, root), "config", form, errs, 0)
 	if m == nil {
 		m = map[string]any{}
 	}
 	return m, nil
 }
 
-func parseObject(root, s *schema, prefix string, form url.Values, errs fieldErrors) map[string]any {
+func parseObject(root, s *schema, prefix string, form url.Values, errs fieldErrors, depth int) map[string]any {
 	var out map[string]any
 	for _, p := range s.Properties {
-		v, ok := parseValue(root, prefix+"."+p.Name, p.Schema, form, errs)
+		v, ok := parseValue(root, prefix+"."+p.Name, p.Schema, form, errs, depth)
 		if !ok {
 			continue
 		}
@@ -251,11 +279,14 @@ func parseObject(root, s *schema, prefix string, form url.Values, errs fieldErro
 
 // parseValue reads one field; ok is false when the field is left empty and
 // must be left out of the config.
-func parseValue(root *schema, name string, ps *schema, form url.Values, errs fieldErrors) (any, bool) {
+func parseValue(root *schema, name string, ps *schema, form url.Values, errs fieldErrors, depth int) (any, bool) {
 	ps = resolve(root, ps)
 	text := form.Get(name)
-	switch t := ps.Type.main(); {
-	case t == "string" && ps.secret():
+	switch formKind(root, ps, depth) {
+	case "password":
+		if form.Get(name+".clear") != "" {
+			return nil, false // the stored value is removed
+		}
 		if text == "" {
 			if form.Get(name+".stored") == "1" {
 				return outhook.SecretMask, true // keep the stored value
@@ -263,39 +294,30 @@ func parseValue(root *schema, name string, ps *schema, form url.Values, errs fie
 			return nil, false
 		}
 		return text, true
-	case t == "string":
+	case "select", "url", "text":
 		if text == "" {
 			return nil, false
 		}
 		return text, true
-	case t == "integer":
+	case "number":
 		text = strings.TrimSpace(text)
 		if text == "" {
 			return nil, false
 		}
-		if _, err := strconv.ParseInt(text, 10, 64); err != nil {
-			errs.add(name, "must be a whole number")
+		v, err := scalarOf(ps, text)
+		if err != nil {
+			errs.add(name, err.Error())
 			return text, true
 		}
-		return json.Number(text), true
-	case t == "number":
-		text = strings.TrimSpace(text)
-		if text == "" {
-			return nil, false
-		}
-		if _, err := strconv.ParseFloat(text, 64); err != nil {
-			errs.add(name, "must be a number")
-			return text, true
-		}
-		return json.Number(text), true
-	case t == "boolean":
+		return v, true
+	case "checkbox":
 		if text == "" {
 			return nil, false
 		}
 		return true, true
-	case t == "array" && ps.Items != nil && isObject(resolve(root, ps.Items)):
-		return parseList(root, name, resolve(root, ps.Items), form, errs)
-	case t == "array" && ps.Items != nil && isScalar(resolve(root, ps.Items)):
+	case "list":
+		return parseList(root, name, resolve(root, ps.Items), form, errs, depth+1)
+	case "lines":
 		items := resolve(root, ps.Items)
 		var out []any
 		for i, line := range nonEmptyLines(text) {
@@ -310,13 +332,13 @@ func parseValue(root *schema, name string, ps *schema, form url.Values, errs fie
 			return nil, false
 		}
 		return out, true
-	case t == "object" && len(ps.Properties) > 0:
-		m := parseObject(root, ps, name, form, errs)
+	case "group":
+		m := parseObject(root, ps, name, form, errs, depth+1)
 		if m == nil {
 			return nil, false
 		}
 		return m, true
-	case t == "object" && ps.additional() != nil && isScalar(resolve(root, ps.additional())):
+	case "pairs":
 		values := resolve(root, ps.additional())
 		var out map[string]any
 		for i, line := range nonEmptyLines(text) {
@@ -355,25 +377,38 @@ func parseValue(root *schema, name string, ps *schema, form url.Values, errs fie
 // parseList reads the rows of a list field: the form says how many were
 // shown (name.rows); a row is kept when it holds a value or a stored
 // secret, unless its remove box is ticked.
-func parseList(root *schema, name string, items *schema, form url.Values, errs fieldErrors) (any, bool) {
+//
+// The admin API puts a stored secret back in place of its mask by the
+// item's position, so a removed item must not shift a later item that
+// keeps a stored secret: that one has to be typed again.
+func parseList(root *schema, name string, items *schema, form url.Values, errs fieldErrors, depth int) (any, bool) {
 	n, _ := strconv.Atoi(form.Get(name + ".rows"))
 	n = min(max(n, 0), maxListRows)
 	var out []any
+	removed := false
 	for i := range n {
 		rowName := fmt.Sprintf("%s[%d]", name, i)
 		if form.Get(rowName+".remove") != "" {
+			removed = true
 			continue
 		}
 		// Errors are named by the row's place in the saved list, which
 		// may differ from its place in the form once rows are dropped.
 		rowErrs := fieldErrors{}
-		m := parseObject(root, items, rowName, form, rowErrs)
+		m := parseObject(root, items, rowName, form, rowErrs, depth)
 		if m == nil {
 			continue
 		}
 		newName := fmt.Sprintf("%s[%d]", name, len(out))
 		for k, v := range rowErrs {
 			errs.add(newName+strings.TrimPrefix(k, rowName), v)
+		}
+		if removed && len(out) != i {
+			for k, v := range m {
+				if v == outhook.SecretMask {
+					errs.add(newName+"."+k, "type this secret again: removing an item above it moves it, and stored secrets are kept by position")
+				}
+			}
 		}
 		out = append(out, m)
 	}
@@ -383,17 +418,30 @@ func parseList(root *schema, name string, items *schema, form url.Values, errs f
 	return out, true
 }
 
+// The JSON grammar of numbers (RFC 8259, section 6): strconv accepts more
+// ("+1", "0x1p3", "Inf", "010"), which would not encode as JSON.
+var (
+	jsonInteger = regexp.MustCompile(`^-?(?:0|[1-9][0-9]*)$`)
+	jsonNumber  = regexp.MustCompile(`^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?$`)
+)
+
 // scalarOf converts an input's text to the JSON scalar s describes.
 func scalarOf(s *schema, text string) (any, error) {
 	switch s.Type.main() {
 	case "integer":
-		if _, err := strconv.ParseInt(text, 10, 64); err != nil {
+		if !jsonInteger.MatchString(text) {
 			return nil, fmt.Errorf("%q is not a whole number", text)
+		}
+		if _, err := strconv.ParseInt(text, 10, 64); err != nil {
+			return nil, fmt.Errorf("%q is out of range", text)
 		}
 		return json.Number(text), nil
 	case "number":
-		if _, err := strconv.ParseFloat(text, 64); err != nil {
+		if !jsonNumber.MatchString(text) {
 			return nil, fmt.Errorf("%q is not a number", text)
+		}
+		if _, err := strconv.ParseFloat(text, 64); err != nil {
+			return nil, fmt.Errorf("%q is out of range", text)
 		}
 		return json.Number(text), nil
 	case "boolean":

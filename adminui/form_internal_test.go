@@ -178,3 +178,22 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+// TestRecursiveConfigSchema: a config schema that refers to itself is
+// edited as JSON below maxFormDepth, and does not recurse without end.
+func TestRecursiveConfigSchema(t *testing.T) {
+	doc := json.RawMessage(`{"$defs":{"Node":{"type":"object","properties":{"name":{"type":"string"},"child":{"$ref":"#/$defs/Node"}}}},
+		"$ref":"#/$defs/Node"}`)
+	fields, err := configFields(doc, nil)
+	require.NoError(t, err)
+	depth, f := 0, fields[1]
+	for f.Kind == "group" {
+		depth++
+		f = f.Children[1]
+	}
+	require.Equal(t, "json", f.Kind)
+	require.Equal(t, maxFormDepth, depth)
+	got, err := parseConfig(doc, url.Values{"config.child.child.name": {"x"}}, fieldErrors{})
+	require.NoError(t, err)
+	require.Equal(t, map[string]any{"child": map[string]any{"child": map[string]any{"name": "x"}}}, got)
+}

@@ -347,9 +347,10 @@ type deliveriesPage struct {
 	Subscriptions []outhook.Subscription
 	Events        []string
 	Err           *apiError
-	NextQuery     string
-	// Query is the page's own query, for its refresh link.
-	Query string
+	// RefreshHref and NextHref are the page's own address and that of the
+	// next page, built whole in Go: html/template would escape a query
+	// string put in an href after a "?".
+	RefreshHref, NextHref string
 }
 
 type deliveryFilter struct {
@@ -372,7 +373,8 @@ func (c *Console) deliveries(w http.ResponseWriter, r *http.Request) error {
 			q.Set(k, v)
 		}
 	}
-	page := deliveriesPage{Filter: f, Query: r.URL.RawQuery}
+	page := deliveriesPage{Filter: f,
+		RefreshHref: (&url.URL{Path: c.basePath(r) + "/deliveries", RawQuery: r.URL.Query().Encode()}).String()}
 	for name, v := range map[string]string{"since": f.Since, "until": f.Until} {
 		if v == "" {
 			continue
@@ -422,7 +424,7 @@ func (c *Console) deliveries(w http.ResponseWriter, r *http.Request) error {
 				next[k] = v
 			}
 			next.Set("cursor", list.NextCursor)
-			page.NextQuery = next.Encode()
+			page.NextHref = (&url.URL{Path: c.basePath(r) + "/deliveries", RawQuery: next.Encode()}).String()
 		}
 	} else {
 		status = http.StatusBadRequest
@@ -505,9 +507,20 @@ func (c *Console) signOut(w http.ResponseWriter, r *http.Request) error {
 }
 
 // safeNext keeps a post-sign-in destination only when it is a path of
-// the console, never another site.
+// the console, never another site: a path that starts with one slash,
+// with no backslash and no control character (browsers drop tabs and
+// newlines, turning "/\t/evil.example" into "//evil.example").
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.Contains(next, "\\") {
+		return ""
+	}
+	for _, r := range next {
+		if r < 0x20 || r == 0x7f {
+			return ""
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.Opaque != "" {
 		return ""
 	}
 	return next

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/outhook/outhook"
@@ -26,6 +27,10 @@ type subscriptionForm struct {
 	// FilterField and FilterAnyOf are the filter's simple form.
 	FilterField string
 	FilterAnyOf string
+	// Rate, Burst and MaxInFlight are the subscription's limits.
+	Rate, Burst, MaxInFlight string
+	// Warning tells that the subscription's deliverer is not listed.
+	Warning string
 	Fields      []*field
 	// Errors holds the problems of the fields outside the config, by name
 	// ("name", "events", "filter.expr"), and Summary those that match no
@@ -50,7 +55,8 @@ type pickEvent struct {
 
 // topFields are the subscription's own inputs, for placing the admin API's
 // validation errors; "config" catches config problems no input matches.
-var topFields = []string{"name", "events", "delivererId", "filter", "filter.expr", "filter.field", "filter.anyOf", "config"}
+var topFields = []string{"name", "events", "delivererId", "filter", "filter.expr", "filter.field", "filter.anyOf",
+	"limits", "limits.rate", "limits.burst", "limits.maxInFlight", "config"}
 
 // subscriptionBody is what the console sends to create or replace a
 // subscription.
@@ -60,6 +66,15 @@ type subscriptionBody struct {
 	DelivererID string          `json:"delivererId"`
 	Config      map[string]any  `json:"config"`
 	Filter      *outhook.Filter `json:"filter,omitempty"`
+	Limits      *limitsBody     `json:"limits,omitempty"`
+}
+
+// limitsBody is outhook.DeliveryLimits as the form has it: numbers kept as
+// typed, so that a refused form shows them again.
+type limitsBody struct {
+	Rate        json.Number `json:"rate,omitempty"`
+	Burst       json.Number `json:"burst,omitempty"`
+	MaxInFlight json.Number `json:"maxInFlight,omitempty"`
 }
 
 func (c *Console) newSubscription(w http.ResponseWriter, r *http.Request) error {
@@ -90,14 +105,29 @@ func (c *Console) editSubscription(w http.ResponseWriter, r *http.Request) error
 	}
 	form.Editing, form.ID = true, s.ID
 	body := subscriptionBody{Name: s.Name, Events: s.Events, DelivererID: form.Deliverer, Filter: s.Filter}
-	if form.Deliverer == s.DelivererID {
+	if l := s.Limits; l != (outhook.DeliveryLimits{}) {
+		body.Limits = &limitsBody{Rate: number(l.Rate != 0, strconv.FormatFloat(l.Rate, 'f', -1, 64)),
+			Burst: number(l.Burst != 0, strconv.Itoa(l.Burst)), MaxInFlight: number(l.MaxInFlight != 0, strconv.Itoa(l.MaxInFlight))}
+	}
+	switch {
+	case form.Deliverer == s.DelivererID:
 		body.Config = decodeConfig(s.Config)
+	case r.URL.Query().Get("deliverer") == "":
+		form.Warning = fmt.Sprintf("This subscription's deliverer %q is not among the admin API's deliverers: saving it sends it to %q instead.", s.DelivererID, form.Deliverer)
 	}
 	if err := form.fill(dels, body); err != nil {
 		return err
 	}
 	c.render(w, r, http.StatusOK, "subform", "Edit "+displayName(s), "subscriptions", form)
 	return nil
+}
+
+// number is text as a JSON number when set is true, else empty.
+func number(set bool, text string) json.Number {
+	if !set {
+		return ""
+	}
+	return json.Number(text)
 }
 
 func displayName(s outhook.Subscription) string {
@@ -128,6 +158,7 @@ func (c *Console) saveSubscription(w http.ResponseWriter, r *http.Request, id st
 	if pf.Get("action") == "change-deliverer" {
 		// The deliverer was changed without JavaScript: show its form.
 		body := readTop(pf)
+		body.Limits = readLimits(pf, fieldErrors{})
 		body.DelivererID = form.Deliverer
 		if err := form.fill(dels, body); err != nil {
 			return err
@@ -137,6 +168,7 @@ func (c *Console) saveSubscription(w http.ResponseWriter, r *http.Request, id st
 	}
 	local := fieldErrors{}
 	body := readTop(pf)
+	body.Limits = readLimits(pf, local)
 	body.DelivererID = form.Deliverer
 	body.Config, err = parseConfig(dels[form.Deliverer], pf, local)
 	if err != nil {
@@ -218,6 +250,35 @@ func readTop(pf url.Values) subscriptionBody {
 	return body
 }
 
+// readLimits reads the limits inputs; a value that is not a number is an
+// error named after its input.
+func readLimits(pf url.Values, errs fieldErrors) *limitsBody {
+	var l limitsBody
+	set := false
+	for _, in := range []struct {
+		name string
+		kind string
+		dst  *json.Number
+	}{{"limits.rate", "number", &l.Rate}, {"limits.burst", "integer", &l.Burst}, {"limits.maxInFlight", "integer", &l.MaxInFlight}} {
+		text := strings.TrimSpace(pf.Get(in.name))
+		if text == "" {
+			continue
+		}
+		set = true
+		v, err := scalarOf(&schema{Type: typeList{in.kind}}, text)
+		if err != nil {
+			errs.add(in.name, err.Error())
+			*in.dst = json.Number(text)
+			continue
+		}
+		*in.dst = v.(json.Number)
+	}
+	if !set {
+		return nil
+	}
+	return &l
+}
+
 // formBase reads the deliverers and events for a form and picks the
 // deliverer: the one asked for, else the first.
 func (c *Console) formBase(r *http.Request, deliverer string) (*subscriptionForm, map[string]json.RawMessage, error) {
@@ -275,6 +336,9 @@ func (f *subscriptionForm) fill(schemas map[string]json.RawMessage, body subscri
 	f.Patterns = strings.Join(patterns, "\n")
 	if body.Filter != nil {
 		f.FilterExpr, f.FilterField, f.FilterAnyOf = body.Filter.Expr, body.Filter.Field, strings.Join(body.Filter.AnyOf, ", ")
+	}
+	if body.Limits != nil {
+		f.Rate, f.Burst, f.MaxInFlight = body.Limits.Rate.String(), body.Limits.Burst.String(), body.Limits.MaxInFlight.String()
 	}
 	fields, err := configFields(schemas[f.Deliverer], body.Config)
 	if err != nil {

@@ -36,7 +36,8 @@ func parsePages() (map[string]*template.Template, error) {
 			}
 			return m, nil
 		},
-		"list": func(vs ...string) []string { return vs },
+		"list":   func(vs ...string) []string { return vs },
+		"htmlid": htmlID,
 	}
 	for k, v := range funcs {
 		fm[k] = v
