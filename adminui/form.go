@@ -39,8 +39,8 @@ type field struct {
 
 // listRow is one item of a list field.
 type listRow struct {
-	Name   string // "config.secrets[0]"
-	Index  int
+	Name  string // "config.secrets[0]"
+	Index int
 	// Existing reports an item of the saved list, as opposed to the blank
 	// row for adding one; Stored, one that holds a stored secret.
 	Existing bool

@@ -31,7 +31,7 @@ type subscriptionForm struct {
 	Rate, Burst, MaxInFlight string
 	// Warning tells that the subscription's deliverer is not listed.
 	Warning string
-	Fields      []*field
+	Fields  []*field
 	// Errors holds the problems of the fields outside the config, by name
 	// ("name", "events", "filter.expr"), and Summary those that match no
 	// field.
