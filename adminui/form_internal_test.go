@@ -197,3 +197,18 @@ func TestRecursiveConfigSchema(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, map[string]any{"child": map[string]any{"child": map[string]any{"name": "x"}}}, got)
 }
+
+func TestFormPage(t *testing.T) {
+	for path, want := range map[string]string{
+		"/subscriptions/new":           "/subscriptions/new",
+		"/subscriptions/sub_1/edit":    "/subscriptions/sub_1/edit",
+		"/subscriptions/sub_1/disable": "/subscriptions/sub_1",
+		"/deliveries/dlv_1/redeliver":  "/deliveries/dlv_1",
+		"/logout":                      "/subscriptions",
+		"/subscriptions/sub_1/recover": "/subscriptions/sub_1",
+		"/subscriptions/sub_1/delete":  "/subscriptions/sub_1",
+		"/login":                       "/subscriptions",
+	} {
+		require.Equal(t, want, formPage(path), path)
+	}
+}
