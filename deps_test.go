@@ -9,8 +9,9 @@ import (
 )
 
 // TestCoreStaysLight keeps databases and brokers out of the core: importing
-// the root package (or the queue contract, the in-memory queue, the test kit
-// or a deliverer) must not build pgx, River, SQLite or NATS into a program.
+// the root package (or the queue contract, the in-memory queue, the test kit,
+// a deliverer, the admin API and console, or the CLI) must not build pgx,
+// River, SQLite, NATS or the browser driver into a program.
 // The durable backends live in packages of their own (postgres, sqlite,
 // natsqueue, riverqueue).
 func TestCoreStaysLight(t *testing.T) {
@@ -23,6 +24,7 @@ func TestCoreStaysLight(t *testing.T) {
 		"modernc.org/sqlite",
 		"github.com/nats-io/",
 		"database/sql",
+		"github.com/chromedp/", // the console's browser tests only
 	}
 	pkgs := []string{
 		"github.com/outhook/outhook",
@@ -35,6 +37,9 @@ func TestCoreStaysLight(t *testing.T) {
 		"github.com/outhook/outhook/teams",
 		"github.com/outhook/outhook/discord",
 		"github.com/outhook/outhook/jira",
+		"github.com/outhook/outhook/adminhttp",
+		"github.com/outhook/outhook/adminui",
+		"github.com/outhook/outhook/cmd/outhook",
 	}
 	out, err := exec.Command("go", append([]string{"list", "-deps"}, pkgs...)...).CombinedOutput()
 	require.NoError(t, err, "go list: %s", out)
