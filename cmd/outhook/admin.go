@@ -38,6 +38,10 @@ const (
 	problemTypeNotFound = "urn:outhook:problem:not-found"
 )
 
+// maxPages bounds the requests of one list or recover: an API whose
+// cursors go on past it does not end. A variable for the tests.
+var maxPages = 10_000
+
 // adminOptions are the flags of the admin group.
 type adminOptions struct {
 	env     func(string) string
@@ -99,7 +103,7 @@ func (o *adminOptions) connect() (*apiClient, error) {
 	}
 	base, err := url.Parse(raw)
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return nil, usageErrorf("--url %q: want an http or https URL, such as http://127.0.0.1:8080/admin/outhook/api", raw)
+		return nil, usageErrorf("--url %q: want an http or https URL, such as http://127.0.0.1:8080/admin/outhook/api", redactURL(raw))
 	}
 	base.RawQuery, base.Fragment = "", ""
 	token := o.token
@@ -107,7 +111,31 @@ func (o *adminOptions) connect() (*apiClient, error) {
 		token = o.env(envToken)
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
-	return &apiClient{base: base, token: token, tr: tr, http: &http.Client{Transport: tr, Timeout: o.timeout}, timeout: o.timeout}, nil
+	hc := &http.Client{
+		Transport: tr,
+		Timeout:   o.timeout,
+		// The token is for the API: a redirect is reported, not followed.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return &apiClient{base: base, token: token, tr: tr, http: hc, timeout: o.timeout}, nil
+}
+
+// redactURL is raw without its userinfo, which may hold credentials, for
+// messages. raw need not parse.
+func redactURL(raw string) string {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		scheme, rest = "", raw
+	} else {
+		scheme += "://"
+	}
+	authority, _, _ := strings.Cut(rest, "/")
+	authority, _, _ = strings.Cut(authority, "?")
+	authority, _, _ = strings.Cut(authority, "#")
+	if at := strings.LastIndex(authority, "@"); at >= 0 {
+		return scheme + "xxxxx" + rest[at:]
+	}
+	return raw
 }
 
 // apiClient calls the admin API.
@@ -126,11 +154,10 @@ func (c *apiClient) close() { c.tr.CloseIdleConnections() }
 // and returns the answer's body when its status is want. body, when not
 // nil, is sent as JSON.
 func (c *apiClient) do(ctx context.Context, method string, segments []string, query url.Values, body any, want int) ([]byte, error) {
-	escaped := make([]string, len(segments))
-	for i, s := range segments {
-		escaped[i] = url.PathEscape(s)
+	u, err := c.route(segments)
+	if err != nil {
+		return nil, err
 	}
-	u := *c.base.JoinPath(escaped...)
 	u.RawQuery = query.Encode()
 	var rd io.Reader
 	if body != nil {
@@ -157,16 +184,36 @@ func (c *apiClient) do(ctx context.Context, method string, segments []string, qu
 		return nil, c.transportError(ctx, err)
 	}
 	defer resp.Body.Close()
+	if loc, err := resp.Location(); err == nil && resp.StatusCode/100 == 3 {
+		return nil, fmt.Errorf("the API answered a redirect to %s; point --url at the API itself", redactURL(loc.String()))
+	}
 	answer, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes+1))
 	switch {
 	case err != nil:
-		return nil, fmt.Errorf("reading the answer of %s %s: %w", method, u.Redacted(), err)
+		return nil, fmt.Errorf("reading the answer of %s %s: %w", method, redactURL(u.String()), err)
 	case len(answer) > maxAnswerBytes:
-		return nil, fmt.Errorf("the answer of %s %s is larger than %d bytes", method, u.Redacted(), maxAnswerBytes)
+		return nil, fmt.Errorf("the answer of %s %s is larger than %d bytes", method, redactURL(u.String()), maxAnswerBytes)
 	case resp.StatusCode != want:
 		return nil, c.statusError(resp, answer)
 	}
 	return answer, nil
+}
+
+// route returns the URL of the path segments under the base URL. Each is
+// escaped and appended as is: url.JoinPath would clean the path, and an ID
+// "" or ".." would name another route.
+func (c *apiClient) route(segments []string) (*url.URL, error) {
+	p := strings.TrimSuffix(c.base.EscapedPath(), "/")
+	for _, s := range segments {
+		p += "/" + url.PathEscape(s)
+	}
+	u := *c.base
+	var err error
+	if u.Path, err = url.PathUnescape(p); err != nil {
+		return nil, err
+	}
+	u.RawPath = p
+	return &u, nil
 }
 
 // transportError describes a request that got no answer.
@@ -174,7 +221,7 @@ func (c *apiClient) transportError(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return fmt.Errorf("interrupted before the admin API answered: %w", ctx.Err())
 	}
-	where := c.base.Redacted()
+	where := redactURL(c.base.String())
 	if errors.Is(err, syscall.ECONNREFUSED) {
 		return fmt.Errorf("cannot reach the admin API at %s: connection refused (is the application running, and --url or %s right?)", where, envAdminURL)
 	}
@@ -208,17 +255,20 @@ type problem struct {
 	} `json:"errors"`
 }
 
+// Error is the answer's status, title and detail on one line, then a line
+// per field at fault: the API's text is escaped by printable, so that none
+// of it adds a line or reaches the terminal as a control.
 func (e *apiError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d %s", e.Status, e.Problem.Title)
+	fmt.Fprintf(&b, "%d %s", e.Status, printable(e.Problem.Title, false))
 	if e.Problem.Detail != "" {
-		b.WriteString(": " + e.Problem.Detail)
+		b.WriteString(": " + printable(e.Problem.Detail, false))
 	}
 	if e.Hint != "" {
 		b.WriteString(" (" + e.Hint + ")")
 	}
 	for _, f := range e.Problem.Errors {
-		fmt.Fprintf(&b, "\n  %s: %s", f.Field, f.Detail)
+		fmt.Fprintf(&b, "\n  %s: %s", printable(f.Field, false), printable(f.Detail, false))
 	}
 	return b.String()
 }
@@ -244,15 +294,20 @@ func (c *apiClient) statusError(resp *http.Response, body []byte) error {
 // error message.
 func firstLine(body []byte) string {
 	s, _, _ := strings.Cut(strings.TrimSpace(string(body)), "\n")
-	return truncate(s, 200)
+	return truncate(printable(s, false), 200)
 }
 
 // list gets up to limit items (0: all) of a list route, following
-// nextCursor, pageMax at a time. next is the cursor of the rest, if any.
-func (c *apiClient) list(ctx context.Context, route string, query url.Values, limit, pageMax int) (items []json.RawMessage, next string, err error) {
+// nextCursor, pageMax at a time. next is the cursor of the rest, if any;
+// more reports that there is a rest, even without a cursor to it (an API
+// that ignores limit answers more than asked, and the extra items are
+// dropped). Pages that do not end (a cursor repeated, an empty page with a
+// cursor, more than maxPages) are an error.
+func (c *apiClient) list(ctx context.Context, route string, query url.Values, limit, pageMax int) (items []json.RawMessage, next string, more bool, err error) {
 	if query == nil {
 		query = url.Values{}
 	}
+	var pages pager
 	for {
 		size := pageMax
 		if limit > 0 {
@@ -261,22 +316,49 @@ func (c *apiClient) list(ctx context.Context, route string, query url.Values, li
 		query.Set("limit", strconv.Itoa(size))
 		raw, err := c.do(ctx, http.MethodGet, []string{route}, query, nil, http.StatusOK)
 		if err != nil {
-			return nil, "", err
+			return nil, "", false, err
 		}
 		var page struct {
 			Items      []json.RawMessage `json:"items"`
 			NextCursor string            `json:"nextCursor"`
 		}
 		if err := json.Unmarshal(raw, &page); err != nil {
-			return nil, "", fmt.Errorf("decoding the %s page: %w", route, err)
+			return nil, "", false, fmt.Errorf("decoding the %s page: %w", route, err)
 		}
 		items = append(items, page.Items...)
 		next = page.NextCursor
-		if next == "" || limit > 0 && len(items) >= limit || len(page.Items) == 0 {
-			return items, next, nil
+		switch {
+		case limit > 0 && len(items) > limit:
+			return items[:limit], "", true, nil
+		case next == "" || limit > 0 && len(items) == limit:
+			return items, next, next != "", nil
+		case len(page.Items) == 0:
+			return nil, "", false, fmt.Errorf("listing %s: the API answered an empty page with a nextCursor: its pages would not end", route)
+		}
+		if err := pages.next("listing "+route, next); err != nil {
+			return nil, "", false, err
 		}
 		query.Set("cursor", next)
 	}
+}
+
+// pager checks that an API's cursors move on.
+type pager struct{ seen map[string]bool }
+
+// next checks cursor, the nextCursor of an answer while doing what: new,
+// and at most maxPages requests in all.
+func (p *pager) next(what, cursor string) error {
+	if p.seen[cursor] {
+		return fmt.Errorf("%s: the API answered the same nextCursor %q twice: its pages would not end", what, cursor)
+	}
+	if len(p.seen)+1 >= maxPages {
+		return fmt.Errorf("%s: stopped after %d requests: the API's pages do not end", what, maxPages)
+	}
+	if p.seen == nil {
+		p.seen = map[string]bool{}
+	}
+	p.seen[cursor] = true
+	return nil
 }
 
 // writeList writes a list as -o json shows it.
@@ -325,9 +407,10 @@ func (t *table) row(cells ...string) {
 
 func (t *table) flush() error { return t.w.Flush() }
 
-// cell makes a value fit in a table cell: one line, no tabs, "-" when empty.
+// cell makes a value fit in a table cell: one line, no tabs, no controls
+// (printable), "-" when empty.
 func cell(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
+	s = printable(strings.Join(strings.Fields(s), " "), false)
 	if s == "" {
 		return "-"
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -89,7 +90,7 @@ table's LAST ERROR is the error of the latest failed attempt, cut short; see
 				return err
 			}
 			defer c.close()
-			items, next, err := c.list(cmd.Context(), "deliveries", q, f.limit, 500)
+			items, next, more, err := c.list(cmd.Context(), "deliveries", q, f.limit, 500)
 			if err != nil {
 				return err
 			}
@@ -99,7 +100,7 @@ table's LAST ERROR is the error of the latest failed attempt, cut short; see
 			if err := writeDeliveries(cmd.OutOrStdout(), items); err != nil {
 				return err
 			}
-			if next != "" {
+			if more {
 				fmt.Fprintf(cmd.ErrOrStderr(), "(more deliveries match: raise --limit to see them)\n")
 			}
 			return nil
@@ -138,7 +139,7 @@ number, trigger (scheduled, manual, test), start, duration, outcome
 adds the payload and the headers sent and received.`,
 		Example: `  outhook admin deliveries get dlv_2x9...
   outhook admin deliveries get dlv_2x9... -o json | jq .attempts`,
-		Args: exactArgs("DELIVERY_ID"),
+		Args: idArg("DELIVERY_ID"),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			c, err := o.connect()
 			if err != nil {
@@ -213,7 +214,7 @@ its next attempt is recorded as manual. A delivery still pending is refused
 (409).`,
 		Example: `  outhook admin redeliver dlv_2x9...
   outhook admin deliveries list --status failed -o json | jq -r '.items[].id' | xargs -n1 outhook admin redeliver`,
-		Args: exactArgs("DELIVERY_ID"),
+		Args: idArg("DELIVERY_ID"),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			c, err := o.connect()
 			if err != nil {
@@ -231,7 +232,8 @@ its next attempt is recorded as manual. A delivery still pending is refused
 			if err := json.Unmarshal(raw, &d); err != nil {
 				return fmt.Errorf("decoding the delivery: %w", err)
 			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "redelivery of %s queued: status %s, %d attempt(s) so far\n", d.ID, d.Status, len(d.Attempts))
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "redelivery of %s queued: status %s, %d attempt(s) so far\n",
+				printable(d.ID, false), printable(string(d.Status), false), len(d.Attempts))
 			return err
 		}),
 	}
@@ -252,7 +254,7 @@ their new attempts end. The times are RFC 3339, or a duration before now (2h,
 		Example: `  # After fixing an endpoint that was down all morning:
   outhook admin recover sub_7k1... --since 2026-01-02T06:00:00Z --until 2026-01-02T12:00:00Z
   outhook admin recover sub_7k1... --since 24h`,
-		Args: exactArgs("SUBSCRIPTION_ID"),
+		Args: idArg("SUBSCRIPTION_ID"),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			now := time.Now()
 			body := map[string]any{}
@@ -271,27 +273,12 @@ their new attempts end. The times are RFC 3339, or a duration before now (2h,
 				return err
 			}
 			defer c.close()
-			total := 0
-			for {
-				raw, err := c.do(cmd.Context(), http.MethodPost, []string{"subscriptions", args[0], "recover"}, nil, body, http.StatusOK)
-				if err != nil {
-					if total > 0 {
-						return fmt.Errorf("%w (after redelivering %d)", err, total)
-					}
-					return err
+			total, err := recoverAll(cmd.Context(), c, args[0], body)
+			if err != nil {
+				if total > 0 {
+					return fmt.Errorf("%w (after redelivering %d)", err, total)
 				}
-				var res struct {
-					Redelivered int    `json:"redelivered"`
-					NextCursor  string `json:"nextCursor"`
-				}
-				if err := json.Unmarshal(raw, &res); err != nil {
-					return fmt.Errorf("decoding the recover answer: %w", err)
-				}
-				total += res.Redelivered
-				if res.NextCursor == "" {
-					break
-				}
-				body["cursor"] = res.NextCursor
+				return err
 			}
 			if o.output == outputJSON {
 				return writeJSON(cmd.OutOrStdout(), fmt.Appendf(nil, `{"redelivered":%d}`, total))
@@ -304,4 +291,34 @@ their new attempts end. The times are RFC 3339, or a duration before now (2h,
 	cmd.Flags().StringVar(&until, "until", "", "end of the range, excluded (RFC 3339, or a duration before now); default now")
 	_ = cmd.MarkFlagRequired("since")
 	return cmd
+}
+
+// recoverAll repeats the recover request of subscription id, body its
+// range, until the API answers no nextCursor, and returns the number of
+// deliveries redelivered. A nextCursor that does not move on (one answered
+// before, including the cursor just sent) is an error, as are more than
+// maxPages requests.
+func recoverAll(ctx context.Context, c *apiClient, id string, body map[string]any) (total int, err error) {
+	var rounds pager
+	for {
+		raw, err := c.do(ctx, http.MethodPost, []string{"subscriptions", id, "recover"}, nil, body, http.StatusOK)
+		if err != nil {
+			return total, err
+		}
+		var res struct {
+			Redelivered int    `json:"redelivered"`
+			NextCursor  string `json:"nextCursor"`
+		}
+		if err := json.Unmarshal(raw, &res); err != nil {
+			return total, fmt.Errorf("decoding the recover answer: %w", err)
+		}
+		total += res.Redelivered
+		if res.NextCursor == "" {
+			return total, nil
+		}
+		if err := rounds.next("recovering", res.NextCursor); err != nil {
+			return total, err
+		}
+		body["cursor"] = res.NextCursor
+	}
 }

@@ -52,7 +52,7 @@ pages to the end, or until --limit subscriptions.`,
 				return err
 			}
 			defer c.close()
-			items, next, err := c.list(cmd.Context(), "subscriptions", nil, limit, 500)
+			items, next, _, err := c.list(cmd.Context(), "subscriptions", nil, limit, 500)
 			if err != nil {
 				return err
 			}
@@ -81,7 +81,7 @@ func newSubscriptionCmd(o *adminOptions, name, short, long, method, action strin
 		Short:   short,
 		Long:    long,
 		Example: fmt.Sprintf("  outhook admin subscriptions %s sub_7k1...\n  outhook admin subscriptions %[1]s sub_7k1... -o json", name),
-		Args:    exactArgs("SUBSCRIPTION_ID"),
+		Args:    idArg("SUBSCRIPTION_ID"),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
 			c, err := o.connect()
 			if err != nil {

@@ -4,12 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -196,15 +197,17 @@ func TestAdminListFollowsPages(t *testing.T) {
 	require.NoError(t, err)
 	defer c.close()
 
-	items, next, err := c.list(t.Context(), "subscriptions", nil, 0, 1)
+	items, next, more, err := c.list(t.Context(), "subscriptions", nil, 0, 1)
 	require.NoError(t, err)
 	require.Len(t, items, 3, "three pages of one")
 	require.Empty(t, next)
+	require.False(t, more)
 
-	items, next, err = c.list(t.Context(), "subscriptions", nil, 2, 1)
+	items, next, more, err = c.list(t.Context(), "subscriptions", nil, 2, 1)
 	require.NoError(t, err)
 	require.Len(t, items, 2)
 	require.NotEmpty(t, next)
+	require.True(t, more)
 }
 
 func TestAdminDeliveries(t *testing.T) {
@@ -331,10 +334,7 @@ func TestAdminRecover(t *testing.T) {
 
 func TestAdminErrors(t *testing.T) {
 	e := newAdminEnv(t)
-	closed, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	unreachable := "http://" + closed.Addr().String() + "/admin/outhook"
-	require.NoError(t, closed.Close())
+	unreachable := "http://" + refusingAddr(t) + "/admin/outhook"
 
 	for _, c := range []struct {
 		name   string
@@ -355,6 +355,12 @@ func TestAdminErrors(t *testing.T) {
 			"outhook: 404 Not Found: 404 page not found (no such route: is --url where the admin API is mounted?)\n"},
 		{"no URL", map[string]string{envToken: adminToken}, []string{"events"}, 2, "outhook: no admin API URL: pass --url or set OUTHOOK_ADMIN_URL"},
 		{"bad URL", map[string]string{envAdminURL: "localhost:8080", envToken: adminToken}, []string{"events"}, 2, `outhook: --url "localhost:8080": want an http or https URL`},
+		{"bad URL with credentials", map[string]string{envToken: adminToken}, []string{"events", "--url", "ftp://ops:s3cret@example.com/api"}, 2,
+			`outhook: --url "ftp://xxxxx@example.com/api": want an http or https URL`},
+		{"bad URL with credentials, no scheme", map[string]string{envToken: adminToken}, []string{"events", "--url", "ops:s3cret@example.com:8080/api"}, 2,
+			`outhook: --url "xxxxx@example.com:8080/api": want an http or https URL`},
+		{"URL with credentials that does not parse", map[string]string{envToken: adminToken}, []string{"events", "--url", "http://ops:s3cret@example.com:port/api"}, 2,
+			`outhook: --url "http://xxxxx@example.com:port/api": want an http or https URL`},
 		{"bad output", map[string]string{envAdminURL: e.url, envToken: adminToken}, []string{"events", "-o", "yaml"}, 2, `outhook: --output "yaml": want table or json`},
 		{"bad flag", map[string]string{envAdminURL: e.url, envToken: adminToken}, []string{"events", "--bogus"}, 2, "outhook: unknown flag: --bogus"},
 		{"bad timeout", map[string]string{envAdminURL: e.url, envToken: adminToken}, []string{"events", "--timeout", "soon"}, 2, `outhook: invalid argument "soon" for "--timeout"`},
@@ -364,6 +370,7 @@ func TestAdminErrors(t *testing.T) {
 			require.Equal(t, c.code, r.code, "stderr: %s", r.stderr)
 			require.Contains(t, r.stderr, c.stderr)
 			require.NotContains(t, r.stderr, adminToken)
+			require.NotContains(t, r.stderr, "s3cret")
 			if c.code != 0 {
 				require.Empty(t, r.stdout)
 			}
@@ -408,4 +415,194 @@ func TestAdminCancelled(t *testing.T) {
 	case <-time.After(waitTimeout):
 		t.Fatal("the command did not stop")
 	}
+}
+
+// fakeAPI serves answer on a test server as the admin API, counting the
+// requests; past 50 it answers 508, so that a command that would page on
+// forever fails instead.
+func fakeAPI(t *testing.T, answer func(n int, w http.ResponseWriter, r *http.Request)) (url string, requests *atomic.Int32) {
+	t.Helper()
+	requests = new(atomic.Int32)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := int(requests.Add(1))
+		if n > 50 {
+			http.Error(w, "looped", http.StatusLoopDetected)
+			return
+		}
+		answer(n, w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, requests
+}
+
+func TestAdminPagesThatDoNotEnd(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		args     []string
+		page     func(n int) string // the answer to request n
+		requests int32
+		stderr   string
+	}{
+		{"list, same cursor", []string{"subscriptions", "list"},
+			func(int) string { return `{"items":[{"id":"sub_1"}],"nextCursor":"c1"}` }, 2,
+			`outhook: listing subscriptions: the API answered the same nextCursor "c1" twice: its pages would not end` + "\n"},
+		{"list, cursor of an earlier page", []string{"deliveries", "list", "--limit", "500"},
+			func(n int) string { return fmt.Sprintf(`{"items":[{"id":"dlv_%d"}],"nextCursor":"c%d"}`, n, n%2) }, 3,
+			`outhook: listing deliveries: the API answered the same nextCursor "c1" twice`},
+		{"list, empty page with a cursor", []string{"subscriptions", "list"},
+			func(int) string { return `{"items":[],"nextCursor":"c1"}` }, 1,
+			"outhook: listing subscriptions: the API answered an empty page with a nextCursor: its pages would not end\n"},
+		{"recover, same cursor", []string{"recover", "sub_1", "--since", "1h"},
+			func(n int) string { return fmt.Sprintf(`{"redelivered":%d,"nextCursor":"c1"}`, 2-n) }, 2,
+			`outhook: recovering: the API answered the same nextCursor "c1" twice: its pages would not end (after redelivering 1)` + "\n"},
+		{"recover, redelivering none, cursor not moving", []string{"recover", "sub_1", "--since", "1h"},
+			func(int) string { return `{"redelivered":0,"nextCursor":"c1"}` }, 2,
+			`outhook: recovering: the API answered the same nextCursor "c1" twice`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			api, requests := fakeAPI(t, func(n int, w http.ResponseWriter, _ *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				fmt.Fprint(w, c.page(n))
+			})
+			r := runCmd(t, "", map[string]string{envAdminURL: api}, append([]string{"admin"}, c.args...)...)
+			require.Equal(t, 1, r.code, "stderr: %s", r.stderr)
+			require.Empty(t, r.stdout)
+			require.Contains(t, r.stderr, c.stderr)
+			require.Equal(t, c.requests, requests.Load())
+		})
+	}
+}
+
+func TestAdminPageCap(t *testing.T) {
+	defer func(n int) { maxPages = n }(maxPages)
+	maxPages = 3
+	api, requests := fakeAPI(t, func(n int, w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			fmt.Fprintf(w, `{"redelivered":1,"nextCursor":"c%d"}`, n)
+			return
+		}
+		fmt.Fprintf(w, `{"items":[{"id":"sub_%d"}],"nextCursor":"c%d"}`, n, n)
+	})
+	env := map[string]string{envAdminURL: api}
+	r := runCmd(t, "", env, "admin", "subscriptions", "list")
+	require.Equal(t, 1, r.code, "stderr: %s", r.stderr)
+	require.Equal(t, "outhook: listing subscriptions: stopped after 3 requests: the API's pages do not end\n", r.stderr)
+	require.Equal(t, int32(3), requests.Load())
+
+	requests.Store(0)
+	r = runCmd(t, "", env, "admin", "recover", "sub_1", "--since", "1h")
+	require.Equal(t, 1, r.code, "stderr: %s", r.stderr)
+	require.Equal(t, "outhook: recovering: stopped after 3 requests: the API's pages do not end (after redelivering 3)\n", r.stderr)
+	require.Equal(t, int32(3), requests.Load())
+}
+
+func TestAdminListKeepsToLimit(t *testing.T) {
+	// An API that ignores limit and answers five items a page.
+	api, _ := fakeAPI(t, func(n int, w http.ResponseWriter, r *http.Request) {
+		var items []string
+		for i := range 5 {
+			items = append(items, fmt.Sprintf(`{"id":"x_%d_%d"}`, n, i))
+		}
+		fmt.Fprintf(w, `{"items":[%s],"nextCursor":"c%d"}`, strings.Join(items, ","), n)
+	})
+	env := map[string]string{envAdminURL: api}
+	var page struct {
+		Items      []outhook.Subscription `json:"items"`
+		NextCursor *string                `json:"nextCursor"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(runCmd(t, "", env, "admin", "subscriptions", "list", "--limit", "2", "-o", "json").stdout), &page))
+	require.Len(t, page.Items, 2)
+	require.Nil(t, page.NextCursor, "no cursor leads to the items dropped")
+
+	r := runCmd(t, "", env, "admin", "deliveries", "list", "--limit", "7")
+	require.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+	require.Len(t, rows(r.stdout), 8, "the header and 7 deliveries")
+	require.Contains(t, r.stderr, "raise --limit")
+}
+
+func TestAdminBadIDs(t *testing.T) {
+	e := newAdminEnv(t)
+	for _, c := range []struct {
+		args   []string
+		stderr string
+	}{
+		{[]string{"deliveries", "get", ""}, "outhook: DELIVERY_ID is empty"},
+		{[]string{"deliveries", "get", "."}, `outhook: DELIVERY_ID "." is not an ID`},
+		{[]string{"deliveries", "get", ".."}, `outhook: DELIVERY_ID ".." is not an ID`},
+		{[]string{"deliveries", "get", "dlv_\x1b[2J"}, `outhook: DELIVERY_ID "dlv_\x1b[2J" contains control characters`},
+		{[]string{"deliveries", "get", "dlv_\u202e1"}, `outhook: DELIVERY_ID "dlv_\u202e1" contains control characters`},
+		{[]string{"redeliver", ".."}, `outhook: DELIVERY_ID ".." is not an ID`},
+		{[]string{"subscriptions", "get", ""}, "outhook: SUBSCRIPTION_ID is empty"},
+		{[]string{"subscriptions", "disable", ".."}, `outhook: SUBSCRIPTION_ID ".." is not an ID`},
+		{[]string{"recover", ".", "--since", "1h"}, `outhook: SUBSCRIPTION_ID "." is not an ID`},
+	} {
+		t.Run(fmt.Sprintf("%q", c.args), func(t *testing.T) {
+			r := e.admin(t, c.args...)
+			require.Equal(t, 2, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+			require.Empty(t, r.stdout)
+			require.Contains(t, r.stderr, c.stderr)
+			require.Contains(t, r.stderr, "--help")
+		})
+	}
+
+	// An ID with a slash stays one path segment: the API's own 404.
+	r := e.admin(t, "deliveries", "get", "dlv/../../subscriptions")
+	require.Equal(t, 1, r.code, "stdout: %s", r.stdout)
+	require.Contains(t, r.stderr, "outhook: 404 Not found: ")
+	require.NotContains(t, r.stderr, "--url", "the route was found")
+}
+
+func TestAdminEscapesControls(t *testing.T) {
+	e := newAdminEnv(t)
+	e.fake.Script(outhooktest.FailPermanent(errors.New("500 \x1b[2Jboom\u009b31m\u202eevil")))
+	e.emit(t, "inc_1")
+	const escaped = `500 \x1b[2Jboom\u009b31m\u202eevil`
+	for _, args := range [][]string{{"deliveries", "list"}, {"deliveries", "get", e.deliveries(t)[0].ID}} {
+		out := e.ok(t, args...)
+		require.Contains(t, out, escaped, "%v", args)
+		require.NotContains(t, out, "\x1b", "%v", args)
+		require.NotContains(t, out, "\u009b", "%v", args)
+		require.NotContains(t, out, "\u202e", "%v", args)
+	}
+	out := e.ok(t, "deliveries", "list", "-o", "json")
+	require.Contains(t, out, `\u001b[2Jboom`, "JSON is left as the API wrote it")
+}
+
+func TestAdminProblemEscapesControls(t *testing.T) {
+	api, _ := fakeAPI(t, func(n int, w http.ResponseWriter, r *http.Request) {
+		if n == 1 {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"title":"Invalid\u009b","status":400,"detail":"no \u001b[31mred\nline",`+
+				`"errors":[{"field":"since\u202e","detail":"bad\u001b]0;title\u0007"}]}`)
+			return
+		}
+		w.WriteHeader(http.StatusBadGateway)
+		fmt.Fprint(w, "\x1b[2Jdown\xff")
+	})
+	env := map[string]string{envAdminURL: api}
+	r := runCmd(t, "", env, "admin", "events")
+	require.Equal(t, 1, r.code)
+	require.Equal(t, `outhook: 400 Invalid\u009b: no \x1b[31mred\x0aline`+"\n"+`  since\u202e: bad\x1b]0;title\x07`+"\n", r.stderr)
+	r = runCmd(t, "", env, "admin", "events")
+	require.Equal(t, 1, r.code)
+	require.Equal(t, `outhook: 502 Bad Gateway: \x1b[2Jdown\xff`+"\n", r.stderr)
+}
+
+func TestAdminDoesNotFollowRedirects(t *testing.T) {
+	var followed atomic.Bool
+	mux := http.NewServeMux()
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/login?next=%2Fapi", http.StatusFound)
+	})
+	mux.HandleFunc("/login", func(w http.ResponseWriter, r *http.Request) {
+		followed.Store(true)
+		fmt.Fprint(w, `{"categories":[]}`)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	r := runCmd(t, "", map[string]string{envAdminURL: srv.URL + "/api", envToken: adminToken}, "admin", "events")
+	require.Equal(t, 1, r.code, "stdout: %s", r.stdout)
+	require.Equal(t, "outhook: the API answered a redirect to "+srv.URL+"/login?next=%2Fapi; point --url at the API itself\n", r.stderr)
+	require.False(t, followed.Load(), "the token went to the API only")
 }

@@ -18,24 +18,30 @@
 // http://ADDR:PORT/PATH" (--port 0 picks a free port), then, for each
 // request, its sequence number, time, method and path, its headers sorted
 // by name, its body (pretty JSON when it is JSON, otherwise text cut after
-// 4 KiB) and, when --secret is given, whether its Standard Webhooks
-// signature verified or why not. --secret takes whsec_ secrets (v1,
+// 4 KiB, or "(not text)" when it is not UTF-8) and, when --secret is given,
+// whether its Standard Webhooks signature verified or why not. Control
+// characters from the request (escape sequences, C1 and bidi controls,
+// invalid UTF-8) are printed escaped: \x1b, \u009b, \u202e. --secret takes whsec_ secrets (v1,
 // HMAC-SHA256) and whpk_ public keys (v1a, ed25519) and may be repeated.
 //
 // It answers every request with --status, or with the statuses of --script
 // in order, the last one repeating (--script 500,500,200 rehearses two
-// retries); error answers carry a short text, and --retry-after adds a
-// Retry-After header to 429 and 503 answers. With a --path other than /,
-// requests to other paths are answered 404. Bodies over 5 MiB are answered
-// 413. --save DIR writes each request in HTTP/1.1 wire format, body
-// included, to DIR/NNNN-<webhook-id>.http (numbered after the files
-// already there), which verify reads back. --json
+// retries); giving both, or an empty --script, is a usage error. Error
+// answers carry a short text, and --retry-after adds a Retry-After header
+// to 429 and 503 answers. With a --path other than /, requests to other
+// paths are answered 404. Bodies over 5 MiB are answered 413. These 404 and
+// 413 answers take no step of --script and have no signature check.
+// --save DIR writes each request in HTTP/1.1 wire format, body included, to
+// DIR/NNNN-<webhook-id>.http, numbered after the files already there (a
+// file is never overwritten: two runs saving to one directory take the
+// next free number), which verify reads back. --json
 // prints one JSON object per line instead: seq, time, method, path,
 // headers, body (the JSON document, or a string), verified (absent without
 // --secret), error, status and saved.
 //
 // Listen stops on SIGINT or SIGTERM, waiting up to 5 seconds for requests in
-// progress, and exits 0.
+// progress, and exits 0. A second SIGINT (Ctrl-C) ends it at once, as it
+// does every command.
 //
 // # verify
 //
@@ -47,7 +53,10 @@
 // ..." and exits 0, or prints why not ("outhook: not verified: webhook:
 // timestamp too old: ...") and exits 1. The timestamp must be within
 // --tolerance of now; --now sets "now", to check a request saved earlier.
-// Stdin that is not an HTTP request exits 1.
+// Stdin that is not an HTTP request exits 1, as does data after the body
+// that its Content-Length frames (line ends excepted) or a body after
+// headers without a Content-Length. A terminal as stdin is a usage error:
+// redirect a saved request into it.
 //
 // # secret new
 //
@@ -81,7 +90,23 @@
 // An error answer of the API is printed as "outhook: <status> <title>:
 // <detail>" followed by a line per field at fault, with a hint for a 401
 // (the token) and for a 404 of a route the API does not have (the URL); an
-// API that cannot be reached is named by its URL. Both exit 1.
+// API that cannot be reached is named by its URL (without its userinfo).
+// A redirect is not followed, so that the token goes to the API only: it
+// is reported with its Location. Pages that do not end (a nextCursor
+// repeated, an empty page with a nextCursor, more than 10,000 requests)
+// stop the command. These exit 1. An ID that is empty, "." or "..", or has
+// control characters, is a usage error. Text of the API in tables and
+// errors has its control characters escaped, as listen does; -o json
+// prints the API's JSON as is.
+//
+// # completion and help
+//
+//	outhook completion bash|zsh|fish|powershell
+//	outhook help [COMMAND...]
+//
+// Completion prints a shell completion script; "outhook completion bash
+// --help" says where to put it. Help prints the help of a command, as its
+// --help does; an unknown command is a usage error.
 //
 // # Environment
 //

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log"
 	"net"
 	"net/http"
@@ -45,7 +46,7 @@ type listenOptions struct {
 	retryAfter time.Duration
 	save       string
 	json       bool
-	statusSet  bool // --status was given
+	scriptSet  bool // --script was given
 }
 
 func newListenCmd() *cobra.Command {
@@ -67,6 +68,12 @@ order, one per request, the last one repeating: --script 500,500,200 rehearses
 two retries. Error answers (4xx, 5xx) have a short text body; --retry-after adds
 a Retry-After header to 429 and 503 answers. With --path other than /, requests
 to other paths are printed and answered 404. Bodies over 5 MiB are answered 413.
+These 404 and 413 answers (and a 400 for a body that cannot be read) take no
+step of --script, and their signature is not checked.
+
+A body that is not UTF-8 is shown as "(not text)". Control characters of the
+body, headers and path (escape sequences, bidi controls) are shown escaped, as
+\x1b or \u202e.
 
 --save DIR writes each request, in HTTP/1.1 wire format with its body, to
 DIR/NNNN-<webhook-id>.http, which "outhook verify" reads back. Numbers
@@ -78,7 +85,7 @@ not JSON), verified (absent without --secret), error (why the signature did not
 verify), status (the status answered) and saved (the file written).
 
 listen runs until interrupted (SIGINT, SIGTERM), then waits up to 5s for
-requests in progress.`,
+requests in progress; a second Ctrl-C stops it at once.`,
 		Example: `  # Answer 200 to everything on port 8787 and check v1 signatures:
   outhook listen --secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
 
@@ -89,7 +96,7 @@ requests in progress.`,
   outhook listen --port 0 --json --secret whpk_...`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
-			o.statusSet = cmd.Flags().Changed("status")
+			o.scriptSet = cmd.Flags().Changed("script")
 			return listen(cmd.Context(), &o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		}),
 	}
@@ -103,6 +110,7 @@ requests in progress.`,
 	f.DurationVar(&o.retryAfter, "retry-after", 0, "Retry-After to send with 429 and 503 answers (e.g. 5s)")
 	f.StringVar(&o.save, "save", "", "directory to save each request to, as NNNN-<webhook-id>.http")
 	f.BoolVar(&o.json, "json", false, "print one JSON object per request")
+	cmd.MarkFlagsMutuallyExclusive("status", "script")
 	return cmd
 }
 
@@ -119,7 +127,7 @@ func listen(ctx context.Context, o *listenOptions, stdout, stderr io.Writer) err
 		if err := os.MkdirAll(o.save, 0o755); err != nil {
 			return fmt.Errorf("--save: %w", err)
 		}
-		if rc.savedBefore, err = lastSaved(o.save); err != nil {
+		if _, err := lastSaved(o.save); err != nil { // the directory can be read
 			return fmt.Errorf("--save: %w", err)
 		}
 	}
@@ -165,10 +173,7 @@ func (o *listenOptions) receiver(stdout, stderr io.Writer) (*receiver, error) {
 		return nil, usageErrorf("--retry-after %s: want a positive duration", o.retryAfter)
 	}
 	statuses := []int{o.status}
-	if o.script != "" {
-		if o.statusSet {
-			return nil, usageErrorf("--status and --script: give one or the other")
-		}
+	if o.scriptSet {
 		var err error
 		if statuses, err = parseScript(o.script); err != nil {
 			return nil, err
@@ -190,6 +195,9 @@ func (o *listenOptions) receiver(stdout, stderr io.Writer) (*receiver, error) {
 
 // parseScript reads --script: statuses separated by commas.
 func parseScript(s string) ([]int, error) {
+	if s == "" {
+		return nil, usageErrorf(`--script "": want statuses separated by commas, such as 500,503,200`)
+	}
 	var out []int
 	for part := range strings.SplitSeq(s, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(part))
@@ -219,13 +227,11 @@ type receiver struct {
 	verifier   *webhook.Verifier // nil: signatures are not checked
 	retryAfter time.Duration
 	saveDir    string
-	// savedBefore is the number of the last file an earlier run saved in
-	// saveDir; this run's files are numbered after it.
-	savedBefore int
-	json        bool
-	now         func() time.Time
-	out         io.Writer // safe for concurrent use
-	errOut      io.Writer // safe for concurrent use
+	saveMu     sync.Mutex // held while numbering and writing a file
+	json       bool
+	now        func() time.Time
+	out        io.Writer // safe for concurrent use
+	errOut     io.Writer // safe for concurrent use
 
 	mu       sync.Mutex
 	seq      int   // requests received
@@ -327,15 +333,45 @@ func (rc *receiver) saveRequest(rec *requestRecord, r *http.Request, body []byte
 	if rc.saveDir == "" {
 		return
 	}
-	dump, err := dumpRequest(r, body)
-	if err == nil {
-		name := filepath.Join(rc.saveDir, fmt.Sprintf("%04d-%s.http", rc.savedBefore+rec.Seq, fileID(r.Header.Get(webhook.HeaderID))))
-		if err = os.WriteFile(name, dump, 0o600); err == nil {
-			rec.Saved = name
-			return
-		}
+	name, err := rc.save(r, body)
+	if err != nil {
+		fmt.Fprintf(rc.errOut, "outhook: listen: saving request %d: %v\n", rec.Seq, err)
+		return
 	}
-	fmt.Fprintf(rc.errOut, "outhook: listen: saving request %d: %v\n", rec.Seq, err)
+	rec.Saved = name
+}
+
+// save writes the request to a new file of the --save directory, numbered
+// after the files there. The number is looked for at each request, and the
+// file created only if new (O_EXCL), the next number taken otherwise: two
+// listen runs saving to one directory do not overwrite each other's files.
+func (rc *receiver) save(r *http.Request, body []byte) (string, error) {
+	dump, err := dumpRequest(r, body)
+	if err != nil {
+		return "", err
+	}
+	rc.saveMu.Lock()
+	defer rc.saveMu.Unlock()
+	n, err := lastSaved(rc.saveDir)
+	if err != nil {
+		return "", err
+	}
+	for {
+		n++
+		name := filepath.Join(rc.saveDir, fmt.Sprintf("%04d-%s.http", n, fileID(r.Header.Get(webhook.HeaderID))))
+		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		_, err = f.Write(dump)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return name, err
+	}
 }
 
 // lastSaved returns the highest number of the NNNN-*.http files in dir.
@@ -406,9 +442,10 @@ func jsonBody(body []byte) json.RawMessage {
 	return s
 }
 
-// writeRecord writes rec for people.
+// writeRecord writes rec for people, what comes from the request escaped by
+// printable.
 func writeRecord(b *bytes.Buffer, rec *requestRecord) {
-	fmt.Fprintf(b, "#%d %s %s %s\n", rec.Seq, rec.Time.Format(time.RFC3339Nano), rec.Method, rec.Path)
+	fmt.Fprintf(b, "#%d %s %s %s\n", rec.Seq, rec.Time.Format(time.RFC3339Nano), printable(rec.Method, false), printable(rec.Path, false))
 	names := make([]string, 0, len(rec.Headers))
 	for name := range rec.Headers {
 		names = append(names, name)
@@ -416,19 +453,20 @@ func writeRecord(b *bytes.Buffer, rec *requestRecord) {
 	slices.Sort(names)
 	for _, name := range names {
 		for _, v := range rec.Headers[name] {
-			fmt.Fprintf(b, "  %s: %s\n", name, v)
+			fmt.Fprintf(b, "  %s: %s\n", printable(name, false), printable(v, false))
 		}
 	}
 	writeBody(b, rec.body)
+	errText := printable(rec.Error, false)
 	switch {
 	case rec.Verified == nil && rec.Error != "":
-		fmt.Fprintf(b, "  error: %s\n", rec.Error)
+		fmt.Fprintf(b, "  error: %s\n", errText)
 	case rec.Verified == nil:
 		b.WriteString("  signature: not checked (no --secret)\n")
 	case *rec.Verified:
 		b.WriteString("  signature: verified\n")
 	default:
-		fmt.Fprintf(b, "  signature: NOT verified: %s\n", rec.Error)
+		fmt.Fprintf(b, "  signature: NOT verified: %s\n", errText)
 	}
 	if rec.Saved != "" {
 		fmt.Fprintf(b, "  saved: %s\n", rec.Saved)
@@ -437,7 +475,8 @@ func writeRecord(b *bytes.Buffer, rec *requestRecord) {
 }
 
 // writeBody writes a body indented: pretty JSON, text cut after
-// maxShownBody bytes, or a byte count for binary data.
+// maxShownBody bytes, or "(not text)" for binary data, escaped by
+// printable.
 func writeBody(b *bytes.Buffer, body []byte) {
 	if len(body) == 0 {
 		b.WriteString("  body: empty\n")
@@ -447,7 +486,7 @@ func writeBody(b *bytes.Buffer, body []byte) {
 	var pretty bytes.Buffer
 	switch {
 	case json.Valid(body) && json.Indent(&pretty, body, "", "  ") == nil:
-		writeIndented(b, pretty.Bytes())
+		writeIndented(b, pretty.String())
 	case !utf8.Valid(body):
 		b.WriteString("  (not text)\n")
 	default:
@@ -455,16 +494,17 @@ func writeBody(b *bytes.Buffer, body []byte) {
 		for !utf8.Valid(shown) { // do not cut a character
 			shown = shown[:len(shown)-1]
 		}
-		writeIndented(b, shown)
+		writeIndented(b, strings.ReplaceAll(string(shown), "\r\n", "\n"))
 		if n := len(body) - len(shown); n > 0 {
 			fmt.Fprintf(b, "  ... (%d more bytes)\n", n)
 		}
 	}
 }
 
-// writeIndented writes text with each line indented by two spaces.
-func writeIndented(b *bytes.Buffer, text []byte) {
+// writeIndented writes text, escaped by printable, with each line
+// indented by two spaces.
+func writeIndented(b *bytes.Buffer, text string) {
 	b.WriteString("  ")
-	b.Write(bytes.ReplaceAll(bytes.TrimRight(text, "\r\n"), []byte("\n"), []byte("\n  ")))
+	b.WriteString(strings.ReplaceAll(printable(strings.TrimRight(text, "\r\n"), true), "\n", "\n  "))
 	b.WriteByte('\n')
 }

@@ -299,6 +299,7 @@ func TestListenBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"--script", "500,abc"},
 		{"--script", "500,99"},
+		{"--script", ""},
 		{"--status", "600"},
 		{"--status", "200", "--script", "500"},
 		{"--secret", signingKey}, // the private key: receivers need the public one
@@ -307,8 +308,77 @@ func TestListenBadFlags(t *testing.T) {
 		{"--port", "70000"},
 		{"--retry-after", "-1s"},
 	} {
-		r := runCmd(t, "", nil, append([]string{"listen"}, args...)...)
-		require.Equal(t, 2, r.code, "%v: %s", args, r.stderr)
-		require.Empty(t, r.stdout, "nothing listens")
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			// Run in the background: should listen start, the test fails
+			// rather than waiting for it.
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			out, errOut := newSyncBuffer(), newSyncBuffer()
+			done := make(chan int, 1)
+			go func() {
+				done <- run(ctx, append([]string{"listen", "--port", "0"}, args...), strings.NewReader(""), out, errOut, func(string) string { return "" })
+			}()
+			select {
+			case code := <-done:
+				require.Equal(t, 2, code, "stderr: %s", errOut)
+				require.Empty(t, out.String(), "nothing listens")
+				require.True(t, strings.HasPrefix(errOut.String(), "outhook: "), errOut.String())
+			case <-out.wrote:
+				cancel()
+				<-done
+				t.Fatalf("listen started: %s", out)
+			case <-time.After(waitTimeout):
+				t.Fatal("listen did not end")
+			}
+		})
 	}
+}
+
+func TestListenEscapesControls(t *testing.T) {
+	l := startListen(t)
+	l.send(t, "/", []byte("hi \x1b[2J\u202e there\r\nline2\x7f\rover"), "X-Evil", "a\u009b31mb")
+	l.send(t, "/", []byte("{\"name\":\"\u2066x\u2069\"}")) // raw bidi controls: valid JSON
+	out := l.out.String()
+	rec := record(t, out, 1)
+	require.Contains(t, rec, "\n  hi \\x1b[2J\\u202e there\n  line2\\x7f\\x0dover\n", "CRLF is a line end; a lone CR is escaped")
+	require.Contains(t, rec, "\n  X-Evil: a\\u009b31mb\n")
+	require.Contains(t, record(t, out, 2), "\n  {\n    \"name\": \"\\u2066x\\u2069\"\n  }\n", "in JSON too")
+	for _, c := range []string{"\x1b", "\x7f", "\r", "\u009b", "\u202e", "\u2066"} {
+		require.NotContains(t, out, c)
+	}
+}
+
+func TestListenErrorAnswersTakeNoScriptStep(t *testing.T) {
+	l := startListen(t, "--path", "/hooks", "--script", "500,200")
+	status, _, _ := l.send(t, "/elsewhere", []byte(`{}`))
+	require.Equal(t, http.StatusNotFound, status)
+	status, _, _ = l.send(t, "/hooks", bytes.Repeat([]byte("a"), maxBodyBytes+1))
+	require.Equal(t, http.StatusRequestEntityTooLarge, status)
+	status, _, _ = l.send(t, "/hooks", []byte(`{}`))
+	require.Equal(t, http.StatusInternalServerError, status, "the script's first step")
+	status, _, _ = l.send(t, "/hooks", []byte("\xff\xfe"))
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, record(t, l.out.String(), 4), "  body (2 bytes):\n  (not text)\n")
+}
+
+func TestListenSaveTwoRunsOneDir(t *testing.T) {
+	dir := t.TempDir()
+	a, b := startListen(t, "--save", dir), startListen(t, "--save", dir)
+	for _, s := range []struct {
+		l    *listener
+		id   string
+		seq  int
+		want string
+	}{{a, "a1", 1, "0001-a1.http"}, {b, "b1", 1, "0002-b1.http"}, {a, "a2", 2, "0003-a2.http"}} {
+		status, _, _ := s.l.send(t, "/", []byte(`{}`), webhook.HeaderID, s.id)
+		require.Equal(t, http.StatusOK, status)
+		require.Contains(t, record(t, s.l.out.String(), s.seq), "  saved: "+filepath.Join(dir, s.want)+"\n")
+	}
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	require.Equal(t, []string{"0001-a1.http", "0002-b1.http", "0003-a2.http"}, names)
 }

@@ -22,6 +22,9 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first signal cancels ctx and gives the signals back to their
+	// default handlers: a second Ctrl-C ends the process at once.
+	context.AfterFunc(ctx, stop)
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr, os.Getenv)
 	stop()
 	os.Exit(code)
@@ -29,7 +32,7 @@ func main() {
 
 // run executes the command line args and returns the process's exit code.
 // Errors are printed to stderr as one "outhook: ..." line (an API error
-// adds a line per field at fault).
+// adds a line per field at fault), their control characters escaped.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, env func(string) string) int {
 	root := newRootCmd(stdin, stdout, stderr, env)
 	if args == nil {
@@ -49,7 +52,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if code == exitUsage && cmd != nil {
 		msg += fmt.Sprintf(" (see %q)", cmd.CommandPath()+" --help")
 	}
-	fmt.Fprintln(stderr, "outhook: "+msg)
+	fmt.Fprintln(stderr, "outhook: "+printable(msg, true))
 	return code
 }
 
@@ -83,11 +86,21 @@ func runE(f func(cmd *cobra.Command, args []string) error) func(*cobra.Command, 
 	}
 }
 
-// exactArgs is cobra.ExactArgs with a message naming the arguments wanted.
-func exactArgs(names ...string) cobra.PositionalArgs {
+// idArg takes exactly one argument, the ID called name: not empty, not
+// "." or ".." (which a URL path would resolve to another route), and
+// without control characters.
+func idArg(name string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
-		if len(args) != len(names) {
-			return usageErrorf("%s takes %d argument(s), %s; got %d", cmd.CommandPath(), len(names), strings.Join(names, " "), len(args))
+		if len(args) != 1 {
+			return usageErrorf("%s takes 1 argument, %s; got %d", cmd.CommandPath(), name, len(args))
+		}
+		switch id := args[0]; {
+		case id == "":
+			return usageErrorf("%s is empty", name)
+		case id == "." || id == "..":
+			return usageErrorf("%s %q is not an ID", name, id)
+		case printable(id, false) != id:
+			return usageErrorf("%s %q contains control characters", name, id)
 		}
 		return nil
 	}
@@ -115,10 +128,13 @@ Standard Webhooks locally, makes signing secrets and keys, and drives a running
 application's outhook admin API.
 
 Commands:
-  listen   receive webhooks on a local port, print them and check their signatures
-  verify   check the signature of one saved HTTP request
-  secret   make signing secrets and keys
-  admin    list events, subscriptions and deliveries; redeliver and recover
+  listen      receive webhooks on a local port, print them and check their signatures
+  verify      check the signature of one saved HTTP request
+  secret      make signing secrets and keys
+  admin       list events, subscriptions and deliveries; redeliver and recover
+  completion  print a shell completion script for bash, zsh, fish or powershell
+              ("outhook completion bash --help" tells where to put it)
+  help        print the help of a command: "outhook help admin recover"
 
 Environment:
   OUTHOOK_ADMIN_URL  default of admin --url
@@ -150,6 +166,7 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer, env func(string) stri
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return &exitError{code: exitUsage, err: err}
 	})
+	root.SetHelpCommand(newHelpCmd())
 	root.AddCommand(
 		newListenCmd(),
 		newVerifyCmd(),
@@ -157,4 +174,36 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer, env func(string) stri
 		newAdminCmd(env),
 	)
 	return root
+}
+
+// newHelpCmd replaces cobra's help command, which prints "Unknown help
+// topic" and exits 0: an unknown topic is a usage error.
+func newHelpCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		Long: `help prints the help of a command, as its --help flag does: "outhook help
+admin recover" is "outhook admin recover --help". Alone, it prints outhook's.`,
+		Example: `  outhook help listen
+  outhook help admin deliveries list`,
+		ValidArgsFunction: func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			var subs []cobra.Completion
+			if parent, rest, err := cmd.Root().Find(args); err == nil && len(rest) == 0 {
+				for _, c := range parent.Commands() {
+					if c.IsAvailableCommand() && strings.HasPrefix(c.Name(), toComplete) {
+						subs = append(subs, cobra.CompletionWithDesc(c.Name(), c.Short))
+					}
+				}
+			}
+			return subs, cobra.ShellCompDirectiveNoFileComp
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			target, rest, err := cmd.Root().Find(args)
+			if err != nil || len(rest) > 0 {
+				return usageErrorf("unknown help topic %q: no such command", strings.Join(args, " "))
+			}
+			target.InitDefaultHelpFlag() // so that its help lists --help
+			return target.Help()
+		},
+	}
 }

@@ -109,8 +109,22 @@ func TestHelpOfEveryCommand(t *testing.T) {
 			require.Contains(t, r.stdout, strings.Join(path, " "))
 			require.Contains(t, r.stdout, "Examples:")
 			require.Empty(t, r.stderr)
+
+			h := runCmd(t, "", nil, append([]string{"help"}, args...)...)
+			require.Equal(t, 0, h.code, "stderr: %s", h.stderr)
+			require.Equal(t, r.stdout, h.stdout, "help %s is %[1]s --help", strings.Join(args, " "))
+			require.Empty(t, h.stderr)
 		})
 	}
+	// cobra's own commands.
+	for _, args := range [][]string{{"help", "help"}, {"help", "completion"}, {"help", "completion", "bash"}, {"completion", "bash"}, {"completion", "zsh"}} {
+		r := runCmd(t, "", nil, args...)
+		require.Equal(t, 0, r.code, "%v: stderr: %s", args, r.stderr)
+		require.NotEmpty(t, r.stdout, "%v", args)
+		require.Empty(t, r.stderr, "%v", args)
+	}
+	r := runCmd(t, "", nil, "help")
+	require.Contains(t, r.stdout, "completion  print a shell completion script", "documented")
 }
 
 func TestRootHelpDocumentsExitCodes(t *testing.T) {
@@ -133,6 +147,9 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"secret", "new", "--type", "v2"},
 		{"admin", "deliveries", "get"},
 		{"admin", "subscriptions", "get", "a", "b"},
+		{"help", "bogus"},
+		{"help", "admin", "bogus"},
+		{"help", "listen", "extra"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			r := runCmd(t, "", nil, args...)
@@ -150,4 +167,31 @@ func TestGroupWithoutSubcommandPrintsHelp(t *testing.T) {
 	require.Equal(t, 0, r.code)
 	require.Contains(t, r.stdout, "Available Commands:")
 	require.Contains(t, r.stdout, "deliveries")
+}
+
+func TestPrintable(t *testing.T) {
+	for _, c := range []struct{ in, line, text string }{
+		{"plain: é, 日本, \t tab", "plain: é, 日本, \t tab", "plain: é, 日本, \t tab"},
+		{"a\nb", `a\x0ab`, "a\nb"},
+		{"\x1b[2J\x00\x7f\r", `\x1b[2J\x00\x7f\x0d`, `\x1b[2J\x00\x7f\x0d`},
+		{"\u0085\u009b31m", `\u0085\u009b31m`, `\u0085\u009b31m`},
+		{"\u202atxt\u202e\u2066\u2069", `\u202atxt\u202e\u2066\u2069`, `\u202atxt\u202e\u2066\u2069`},
+		{"bad \xff\xc3 utf-8 \ufffd", `bad \xff\xc3 utf-8 ` + "\ufffd", `bad \xff\xc3 utf-8 ` + "\ufffd"},
+	} {
+		require.Equal(t, c.line, printable(c.in, false), "%q", c.in)
+		require.Equal(t, c.text, printable(c.in, true), "%q", c.in)
+		require.Equal(t, c.line, printable(printable(c.in, false), false), "%q: idempotent", c.in)
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"http://127.0.0.1:8080/api":          "http://127.0.0.1:8080/api",
+		"https://ops:s3cret@example.com/api": "https://xxxxx@example.com/api",
+		"http://tok@en@example.com/a@b":      "http://xxxxx@example.com/a@b",
+		"ops:s3cret@example.com:8080":        "xxxxx@example.com:8080",
+		"http://example.com/x?u=a@b":         "http://example.com/x?u=a@b",
+	} {
+		require.Equal(t, want, redactURL(in), in)
+	}
 }

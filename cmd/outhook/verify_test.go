@@ -1,8 +1,14 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"io"
+	"os"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,6 +36,7 @@ func TestVerify(t *testing.T) {
 	v1 := wireRequest(t, "msg_1", now, body, secret)
 	v1a := wireRequest(t, "msg_2", now, body, signingKey)
 	stale := wireRequest(t, "msg_3", old, body, secret)
+	noLength := regexp.MustCompile(`Content-Length: \d+\r\n`).ReplaceAllString(v1, "")
 
 	for _, c := range []struct {
 		name   string
@@ -58,6 +65,11 @@ func TestVerify(t *testing.T) {
 		{name: "garbage stdin", stdin: "hello world\n\n", args: []string{"--secret", secret}, code: 1, stderr: "outhook: stdin is not an HTTP request: "},
 		{name: "empty stdin", stdin: "", args: []string{"--secret", secret}, code: 1, stderr: "outhook: stdin is empty: want an HTTP request"},
 		{name: "body cut short", stdin: strings.TrimSuffix(v1, "}"), args: []string{"--secret", secret}, code: 1, stderr: "outhook: stdin: reading the request body"},
+		{name: "line ends after the body", stdin: v1 + "\r\n\n", args: []string{"--secret", secret}, stdout: "verified: webhook-id msg_1"},
+		{name: "data after the body", stdin: v1 + "\r\n[\"more\"]", args: []string{"--secret", secret}, code: 1,
+			stderr: fmt.Sprintf("outhook: stdin: 10 bytes follow the request's body (%d bytes): want one request, as outhook listen --save writes it\n", len(body))},
+		{name: "no Content-Length", stdin: noLength, args: []string{"--secret", secret}, code: 1,
+			stderr: fmt.Sprintf("outhook: stdin: the request has no Content-Length header, so its body (%d bytes after the headers) was not read: add one\n", len(body))},
 		{name: "missing --secret", stdin: v1, code: 2, stderr: `outhook: required flag(s) "secret" not set`},
 		{name: "malformed --secret", stdin: v1, args: []string{"--secret", "whsec_!!"}, code: 2, stderr: "outhook: --secret: webhook: verifier: key 1: invalid key: secret is not valid base64"},
 		{name: "signing key as --secret", stdin: v1a, args: []string{"--secret", signingKey}, code: 2, stderr: "signing key is the sender's private key"},
@@ -78,4 +90,71 @@ func TestVerify(t *testing.T) {
 			require.NotContains(t, r.stderr, secret, "errors never quote a key")
 		})
 	}
+}
+
+// blockingReader is a stdin that blocks, as a terminal or a pipe with no
+// writer yet: its Read signals reading, then waits for release.
+type blockingReader struct {
+	once             sync.Once
+	reading, release chan struct{}
+}
+
+func (b *blockingReader) Read([]byte) (int, error) {
+	b.once.Do(func() { close(b.reading) })
+	<-b.release
+	return 0, io.EOF
+}
+
+func TestVerifyInterrupted(t *testing.T) {
+	secret, _, _ := keys(t)
+	stdin := &blockingReader{reading: make(chan struct{}), release: make(chan struct{})}
+	defer close(stdin.release) // ends the read left behind
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"verify", "--secret", secret}, stdin, &stdout, &stderr, func(string) string { return "" })
+	}()
+	select {
+	case <-stdin.reading:
+	case <-time.After(waitTimeout):
+		t.Fatal("verify did not read stdin")
+	}
+	cancel() // as the first Ctrl-C does
+	select {
+	case code := <-done:
+		require.Equal(t, 1, code)
+		require.Empty(t, stdout.String())
+		require.Equal(t, "outhook: interrupted while reading stdin: context canceled\n", stderr.String())
+	case <-time.After(waitTimeout):
+		t.Fatal("verify did not stop when interrupted")
+	}
+}
+
+func TestVerifyRefusesTerminal(t *testing.T) {
+	secret, _, _ := keys(t)
+	verify := func(stdin *os.File) result {
+		var stdout, stderr bytes.Buffer
+		code := run(t.Context(), []string{"verify", "--secret", secret}, stdin, &stdout, &stderr, func(string) string { return "" })
+		return result{code, stdout.String(), stderr.String()}
+	}
+	// A character device, as a terminal is: /dev/zero would never end.
+	dev, err := os.Open("/dev/zero")
+	if err != nil {
+		t.Skip("no /dev/zero:", err)
+	}
+	defer dev.Close()
+	r := verify(dev)
+	require.Equal(t, 2, r.code, "stderr: %s", r.stderr)
+	require.Empty(t, r.stdout)
+	require.True(t, strings.HasPrefix(r.stderr, "outhook: stdin is a terminal: redirect a saved request into it, as in outhook verify --secret KEY < request.http"), r.stderr)
+
+	// The null device is a character device too, but an empty stdin.
+	null, err := os.Open(os.DevNull)
+	require.NoError(t, err)
+	defer null.Close()
+	r = verify(null)
+	require.Equal(t, 1, r.code, "stderr: %s", r.stderr)
+	require.Contains(t, r.stderr, "outhook: stdin is empty")
 }
