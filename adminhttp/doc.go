@@ -2,6 +2,8 @@
 // http.Handler that an application mounts on its own server, behind its own
 // authentication, to let operators and UIs list events, manage
 // subscriptions, send test events and inspect and redeliver deliveries.
+// Package adminui is a web console built on this handler, and the outhook
+// command (cmd/outhook) a command-line client of it.
 //
 // # Mounting
 //
