@@ -529,9 +529,13 @@ func TestCloseEndsRequestsInFlight(t *testing.T) {
 	for range 3 {
 		select {
 		case r := <-results:
-			if r.path == "/trickle" {
-				// "200 OK" arrived before the cut: accepted.
-				checkError(t, want{outcome: success}, r.err)
+			if r.path == "/trickle" && r.err == nil {
+				// "200 OK" arrived before the cut: accepted. Close can
+				// also come between the request's arrival (which Wait
+				// counts) and the flush of its status line: then the cut
+				// is a connection failure like the others. (That a 2xx
+				// cut mid-body is accepted is shown by safehttp's
+				// BodyErr tests and the soak's trickle tally.)
 				continue
 			}
 			// Cut without an answer: a connection failure.
