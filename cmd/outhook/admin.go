@@ -85,6 +85,25 @@ line per field at fault, and exits 1, as does an API that cannot be reached.`,
 	return cmd
 }
 
+// fetch makes one API call for cmd and, with -o json, prints the answer as
+// it came: done then reports that nothing is left to print. With table
+// output the caller decodes raw and prints its table.
+func (o *adminOptions) fetch(cmd *cobra.Command, method string, route []string, want int) (raw []byte, done bool, err error) {
+	c, err := o.connect()
+	if err != nil {
+		return nil, false, err
+	}
+	defer c.close()
+	raw, err = c.do(cmd.Context(), method, route, nil, nil, want)
+	if err != nil {
+		return nil, false, err
+	}
+	if o.output == outputJSON {
+		return raw, true, writeJSON(cmd.OutOrStdout(), raw)
+	}
+	return raw, false, nil
+}
+
 // connect checks the admin flags and returns a client of the API. Close it
 // when done.
 func (o *adminOptions) connect() (*apiClient, error) {
@@ -466,17 +485,9 @@ their payload schemas and property paths.`,
   outhook admin events -o json | jq '.categories[].events[].id'`,
 		Args: cobra.NoArgs,
 		RunE: runE(func(cmd *cobra.Command, _ []string) error {
-			c, err := o.connect()
-			if err != nil {
+			raw, done, err := o.fetch(cmd, http.MethodGet, []string{"events"}, http.StatusOK)
+			if err != nil || done {
 				return err
-			}
-			defer c.close()
-			raw, err := c.do(cmd.Context(), http.MethodGet, []string{"events"}, nil, nil, http.StatusOK)
-			if err != nil {
-				return err
-			}
-			if o.output == outputJSON {
-				return writeJSON(cmd.OutOrStdout(), raw)
 			}
 			var answer struct {
 				Categories []struct {

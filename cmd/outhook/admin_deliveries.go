@@ -141,17 +141,9 @@ adds the payload and the headers sent and received.`,
   outhook admin deliveries get dlv_2x9... -o json | jq .attempts`,
 		Args: idArg("DELIVERY_ID"),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			c, err := o.connect()
-			if err != nil {
+			raw, done, err := o.fetch(cmd, http.MethodGet, []string{"deliveries", args[0]}, http.StatusOK)
+			if err != nil || done {
 				return err
-			}
-			defer c.close()
-			raw, err := c.do(cmd.Context(), http.MethodGet, []string{"deliveries", args[0]}, nil, nil, http.StatusOK)
-			if err != nil {
-				return err
-			}
-			if o.output == outputJSON {
-				return writeJSON(cmd.OutOrStdout(), raw)
 			}
 			var d outhook.Delivery
 			if err := json.Unmarshal(raw, &d); err != nil {
@@ -216,17 +208,9 @@ its next attempt is recorded as manual. A delivery still pending is refused
   outhook admin deliveries list --status failed -o json | jq -r '.items[].id' | xargs -n1 outhook admin redeliver`,
 		Args: idArg("DELIVERY_ID"),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			c, err := o.connect()
-			if err != nil {
+			raw, done, err := o.fetch(cmd, http.MethodPost, []string{"deliveries", args[0], "redeliver"}, http.StatusAccepted)
+			if err != nil || done {
 				return err
-			}
-			defer c.close()
-			raw, err := c.do(cmd.Context(), http.MethodPost, []string{"deliveries", args[0], "redeliver"}, nil, nil, http.StatusAccepted)
-			if err != nil {
-				return err
-			}
-			if o.output == outputJSON {
-				return writeJSON(cmd.OutOrStdout(), raw)
 			}
 			var d outhook.Delivery
 			if err := json.Unmarshal(raw, &d); err != nil {

@@ -83,21 +83,13 @@ func newSubscriptionCmd(o *adminOptions, name, short, long, method, action strin
 		Example: fmt.Sprintf("  outhook admin subscriptions %s sub_7k1...\n  outhook admin subscriptions %[1]s sub_7k1... -o json", name),
 		Args:    idArg("SUBSCRIPTION_ID"),
 		RunE: runE(func(cmd *cobra.Command, args []string) error {
-			c, err := o.connect()
-			if err != nil {
-				return err
-			}
-			defer c.close()
 			route := []string{"subscriptions", args[0]}
 			if action != "" {
 				route = append(route, action)
 			}
-			raw, err := c.do(cmd.Context(), method, route, nil, nil, http.StatusOK)
-			if err != nil {
+			raw, done, err := o.fetch(cmd, method, route, http.StatusOK)
+			if err != nil || done {
 				return err
-			}
-			if o.output == outputJSON {
-				return writeJSON(cmd.OutOrStdout(), raw)
 			}
 			var s outhook.Subscription
 			if err := json.Unmarshal(raw, &s); err != nil {
