@@ -284,8 +284,9 @@ func (c *Console) sendTest(w http.ResponseWriter, r *http.Request) error {
 
 func (c *Console) recoverSince(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
+	// The range is checked here first; a refusal is shown like the API's.
 	body := map[string]string{}
-	local := fieldErrors{}
+	var bad []adminhttp.FieldProblem
 	for _, name := range []string{"since", "until"} {
 		v := strings.TrimSpace(r.PostForm.Get(name))
 		if v == "" {
@@ -293,18 +294,16 @@ func (c *Console) recoverSince(w http.ResponseWriter, r *http.Request) error {
 		}
 		t, err := time.Parse(datetimeLocal, v)
 		if err != nil {
-			local.add(name, "must be a date and time such as 2026-11-29T08:00")
+			bad = append(bad, adminhttp.FieldProblem{Field: name, Detail: "must be a date and time such as 2026-11-29T08:00"})
 			continue
 		}
 		body[name] = t.UTC().Format(time.RFC3339)
 	}
 	var res recoverResult
 	var err error
-	if len(local) > 0 {
-		err = &apiError{Status: http.StatusBadRequest, Problem: adminhttp.Problem{Title: "Bad request", Detail: "The time range is not valid."}}
-		for name, msg := range local {
-			err.(*apiError).Problem.Errors = append(err.(*apiError).Problem.Errors, adminhttp.FieldProblem{Field: name, Detail: msg})
-		}
+	if len(bad) > 0 {
+		err = &apiError{Status: http.StatusBadRequest, Problem: adminhttp.Problem{Title: "Bad request",
+			Detail: "The time range is not valid.", Errors: bad}}
 	} else {
 		err = c.call(r, "POST", "/subscriptions/"+url.PathEscape(id)+"/recover", nil, body, &res)
 	}
